@@ -1,0 +1,83 @@
+"""What a run returns: predictions at every step, readout values and the exact counts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+
+
+@dataclass
+class SimulationResult:
+    """Results of simulating `n` samples for `T` steps.
+
+    Counts are kept two ways so memory stays bounded on long runs: per step
+    summed over samples (`*_per_step`, shape `[T, ...]`) and per sample summed
+    over steps (`*_per_sample`, shape `[n, ...]`). The full `[n, T, ...]`
+    arrays, the readout trace and spike trains exist only when recorded.
+    """
+
+    populations: list[str]
+    projections: list[str]
+    timesteps: int
+    encoder: str
+    seed: int
+    pred: np.ndarray                      # [n, T] prediction after steps 1..T
+    labels: Optional[np.ndarray]          # [n]
+    readout_v: np.ndarray                 # [n, N] output potentials after the last step
+    readout_mass: np.ndarray              # [n, N] output spike mass after the last step
+    pop_counts_per_step: np.ndarray       # [T, P, len(POPULATION_COUNTERS)]
+    proj_counts_per_step: np.ndarray      # [T, Q, len(PROJECTION_COUNTERS)]
+    pop_counts_per_sample: np.ndarray     # [n, P, len(POPULATION_COUNTERS)]
+    proj_counts_per_sample: np.ndarray    # [n, Q, len(PROJECTION_COUNTERS)]
+    population_kinds: list[str] = field(default_factory=list)
+    projection_kinds: list[str] = field(default_factory=list)
+    ann_macs: Optional[int] = None
+    ann_accuracy: Optional[float] = None
+    wall_time: float = 0.0
+    threads: int = 1
+    dtype: str = "float32"
+    pop_counts: Optional[np.ndarray] = None    # [n, T, P, C] when recorded
+    proj_counts: Optional[np.ndarray] = None   # [n, T, Q, C] when recorded
+    readout_trace: Optional[np.ndarray] = None       # [n, T, N] potentials after every step
+    readout_mass_trace: Optional[np.ndarray] = None  # [n, T, N] cumulative spike mass
+    spikes: dict = field(default_factory=dict)  # (population, tag) -> (coef [n, T, *shape], value)
+
+    @property
+    def n_samples(self) -> int:
+        return self.pred.shape[0]
+
+    def accuracy(self) -> np.ndarray:
+        """Accuracy after every step t = 1..T (entry t-1)."""
+        if self.labels is None:
+            raise ValueError("no labels: accuracy is undefined")
+        return (self.pred == self.labels[:, None]).mean(axis=0)
+
+    def population_count(self, population: str, counter: str) -> np.ndarray:
+        """Per-step total over samples of one population counter, shape [T]."""
+        return self.pop_counts_per_step[:, self.populations.index(population), POPULATION_COUNTERS.index(counter)]
+
+    def projection_count(self, projection: str, counter: str) -> np.ndarray:
+        return self.proj_counts_per_step[:, self.projections.index(projection), PROJECTION_COUNTERS.index(counter)]
+
+    def totals(self) -> dict[str, int]:
+        """Every count summed over populations (or projections), steps and samples.
+
+        `events` and `mass` exclude the relayed events of relay populations
+        (the same spikes, forwarded) and the input's events, reported apart.
+        """
+        pops = self.pop_counts_per_step.sum(axis=0)
+        projs = self.proj_counts_per_step.sum(axis=0)
+        spiking = [k not in ("input", "relay") for k in self.population_kinds]
+        out = {name: int(pops[spiking, i].sum()) for i, name in enumerate(POPULATION_COUNTERS)}
+        out["input_events"] = int(pops[[k == "input" for k in self.population_kinds], 0].sum())
+        out["relayed_events"] = int(pops[[k == "relay" for k in self.population_kinds], 0].sum())
+        out.update({name: int(projs[:, i].sum()) for i, name in enumerate(PROJECTION_COUNTERS)})
+        out["synaptic_ops"] = out["ac_ops"] + out["scaled_ops"]
+        return out
+
+    def per_sample(self) -> dict[str, float]:
+        """Mean per sample of every total."""
+        return {name: value / self.n_samples for name, value in self.totals().items()}
