@@ -1,0 +1,252 @@
+"""The dense clock-driven reference engine: docs/semantics.md in plain NumPy, written for reading.
+
+Independent of the event-driven engine on purpose: every projection is
+materialised as a dense matrix `[target, source]` built in the forward
+direction (from each output neuron to the inputs it reads), together with a
+structural matrix counting the synapses of each (target, source) pair; every
+step multiplies whole value vectors, silent neurons included; counts are
+computed from the emitted spike trains and those structural matrices alone.
+Everything is C-major and float64. Only for small networks (tests).
+
+`run_reference` returns a dict of arrays keyed like the conformance files:
+`pred`, `readout_v`, `readout_mass`, `pop/<name>/<counter>`,
+`proj/<name>/<counter>`, `spikes/<pop>/<tag>/{coef,value}`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.kernels import bernoulli_uniform
+from evsim.network import Network, Population, Projection
+
+
+def projection_matrices(proj: Projection, src: Population, tgt: Population):
+    """Dense effective weights W[target, source] (scale included) and synapse counts S[target, source]."""
+    n_out, n_in = tgt.size, src.size
+    W = np.zeros((n_out, n_in))
+    S = np.zeros((n_out, n_in), dtype=np.int64)
+    if proj.kind == "dense":
+        W[:] = proj.weight
+        S[:] = 1
+    elif proj.kind == "identity":
+        W[:] = np.eye(n_out)
+        S[:] = np.eye(n_out, dtype=np.int64)
+    elif proj.kind == "sparse":
+        for s in range(n_in):
+            for k in range(proj.indptr[s], proj.indptr[s + 1]):
+                W[proj.indices[k], s] += proj.weight[k]
+                S[proj.indices[k], s] += 1
+    elif proj.kind in ("conv2d", "avgpool2d", "maxpool2d"):
+        for out, inp, w in _window_taps(proj, src.shape, tgt.shape):
+            W[out, inp] += w
+            S[out, inp] += 1
+    return W * proj.scale, S
+
+
+def _window_taps(proj: Projection, src_shape, tgt_shape):
+    """Every (output index, input index, weight) of a conv or pool, walking each output's window."""
+    cin, hin, win = src_shape
+    cout, hout, wout = tgt_shape
+    kh, kw = proj.kernel_size
+    if proj.kind == "conv2d":
+        dh, dw = proj.dilation
+        cin_g, cout_g = cin // proj.groups, cout // proj.groups
+    else:
+        dh = dw = 1
+        cin_g = cout_g = 1
+    for co in range(cout):
+        for yo in range(hout):
+            for xo in range(wout):
+                out = (co * hout + yo) * wout + xo
+                for j in range(cin_g):
+                    ci = (co // cout_g) * cin_g + j
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            yi = yo * proj.stride[0] - proj.padding[0] + ky * dh
+                            xi = xo * proj.stride[1] - proj.padding[1] + kx * dw
+                            if 0 <= yi < hin and 0 <= xi < win:
+                                w = proj.weight[co, j, ky, kx] if proj.kind == "conv2d" else 1.0 / (kh * kw)
+                                yield out, (ci * hin + yi) * win + xi, w
+
+
+def step_weight(pop: Population, t: int) -> float:
+    return 2.0 ** -(1 + t % pop.phase_period) if pop.coding == "phase" else 1.0
+
+
+def exact_coefficient(excess, threshold, max_coeff):
+    """c with c * th <= excess < (c + 1) * th, at least 1, capped at max_coeff > 0 (arrays)."""
+    if max_coeff == 1:
+        return np.ones_like(excess, dtype=np.int64)
+    c = np.maximum(np.floor(excess / threshold), 1)
+    c = np.where((c > 1) & (c * threshold > excess), c - 1, c)
+    c = np.where((c + 1) * threshold <= excess, c + 1, c)
+    if max_coeff > 0:
+        c = np.minimum(c, max_coeff)
+    return c.astype(np.int64)
+
+
+def fire(v, pop: Population, sk):
+    """The fire rule on one unit's potentials: returns signed coefficients, updates v (reset by subtraction)."""
+    th_pos = pop.expand("theta_pos") * sk
+    coef = np.zeros(pop.size, dtype=np.int64)
+    up = v >= th_pos
+    coef[up] = exact_coefficient(v[up], th_pos[up], pop.max_coeff)
+    v[up] -= coef[up] * th_pos[up]
+    if pop.theta_neg is not None:
+        th_neg = pop.expand("theta_neg") * sk
+        down = ~up & (v <= th_neg)
+        k = exact_coefficient(-v[down], -th_neg[down], pop.max_coeff)
+        v[down] -= k * th_neg[down]
+        coef[down] = -k
+    return coef
+
+
+def run_reference(network: Network, inputs, timesteps: int, encoder: str = "analog", seed: int = 0) -> dict:
+    """Simulate every sample of `inputs` densely; returns the conformance-style arrays."""
+    pops = network.populations
+    matrices = {q.name: projection_matrices(q, network.population(q.source), network.population(q.target))
+                for q in network.projections}
+    samples = [_run_one(network, matrices, np.asarray(x, np.float64).reshape(-1), timesteps, encoder, seed, s)
+               for s, x in enumerate(inputs)]
+    return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def _tags(network: Network):
+    """Tags each population's events carry: A/B for bif pairs and relays fed by them."""
+    tags = {}
+    for pop in network.populations:
+        fed_by_bif = pop.kind == "relay" and tags[network.incoming(pop.name)[0].source] == ("A", "B")
+        tags[pop.name] = ("A", "B") if pop.kind == "bif" or fed_by_bif else ("out",)
+    return tags
+
+
+def _run_one(network, matrices, x, T, encoder, seed, sample):
+    pops = network.populations
+    tags = _tags(network)
+    out = {}
+
+    def record(key, t, value):
+        out.setdefault(key, np.zeros((T, *np.shape(value)), dtype=np.asarray(value).dtype))[t] = value
+
+    v = {p.name: np.tile(p.expand("v_init"), (p.units, 1)) for p in pops}  # [units, size]
+    mass = {p.name: np.zeros(p.size, dtype=np.int64) for p in pops}
+    analog = encoder == "analog"
+    for t in range(T):
+        coef = {}  # population -> tag -> signed coefficients [size]
+        value = {}
+        for pop in pops:
+            sk = step_weight(pop, t)
+            counts = dict.fromkeys(POPULATION_COUNTERS, 0)
+            if pop.kind == "input":
+                c = _encode(x, pop, encoder, seed, sample, t)
+                coef[pop.name], value[pop.name] = {"out": c}, {"out": c * sk}
+            elif pop.kind == "relay":
+                coef[pop.name], value[pop.name] = _max_gate(network, pop, coef, value, mass)
+            else:
+                _integrate(network, pop, matrices, v, value, x if analog else None, sk, tags)
+                counts["bias_ops"] = np.count_nonzero(pop.expand("bias")) * pop.units
+                coef[pop.name], value[pop.name] = _fire(pop, v[pop.name], sk, t)
+                counts["neuron_updates"] = pop.size if pop.fires else 0
+            for tag, c in coef[pop.name].items():
+                n, m = np.count_nonzero(c), int(np.abs(c).sum())
+                counts["events"] += n
+                counts["mass"] += m
+                if tag in ("A", "B"):
+                    counts[f"events_{tag}"] += n
+                    counts[f"mass_{tag}"] += m
+                mass[pop.name] += np.abs(c)
+                if pop.kind != "readout" or pop.fires:
+                    record(f"spikes/{pop.name}/{tag}/coef", t, c.reshape(pop.shape))
+                    record(f"spikes/{pop.name}/{tag}/value", t, value[pop.name][tag].reshape(pop.shape))
+            for name, count in counts.items():
+                record(f"pop/{pop.name}/{name}", t, count)
+        for q in network.projections:
+            for name, count in _projection_counts(network, q, matrices[q.name][1], coef, x if analog else None).items():
+                record(f"proj/{q.name}/{name}", t, count)
+        output = network.output_population
+        record("readout_v", t, v[output.name][0].copy())
+        record("readout_mass", t, mass[output.name].copy())
+        record("pred", t, _predict(output, v[output.name][0], mass[output.name]))
+    return out
+
+
+def _encode(x, pop, encoder, seed, sample, t):
+    if encoder == "analog":
+        return np.zeros(pop.size, dtype=np.int64)
+    if encoder == "bernoulli":
+        with np.errstate(over="ignore"):
+            u = bernoulli_uniform(np.uint64(seed), np.uint64(sample), np.uint64(t), np.arange(pop.size, dtype=np.uint64))
+        return np.where(u < np.abs(x), np.sign(x), 0).astype(np.int64)
+    K = pop.phase_period
+    q = np.minimum(np.floor(x * 2**K), 2**K - 1).astype(np.int64)
+    return (q >> (K - 1 - t % K)) & 1
+
+
+def _integrate(network, pop, matrices, v, value, x, sk, tags):
+    """v += incoming events (by the A/B wiring rule) + analog current + bias, all this step's."""
+    for q in network.incoming(pop.name):
+        W = matrices[q.name][0]
+        src_values = value[q.source]
+        if q.source == network.input.name and x is not None:  # analog input: current W x, weighted by S_k
+            for u in range(pop.units):
+                v[pop.name][u] += W @ x * sk
+            continue
+        if pop.kind == "bif":
+            plain = src_values.get("out", 0)
+            v[pop.name][0] += W @ (src_values.get("B", 0) + plain)  # A units take B events
+            v[pop.name][1] += W @ (src_values.get("A", 0) + plain)  # B units take A events
+        else:
+            v[pop.name][0] += W @ sum(src_values.values())
+    v[pop.name] += pop.expand("bias") * sk
+
+
+def _fire(pop, v, sk, t):
+    if not pop.fires:
+        return {"out": np.zeros(pop.size, dtype=np.int64)}, {"out": np.zeros(pop.size)}
+    if pop.kind == "bif":
+        a_phase = (t // pop.phase_period) % 2 == 1
+        firing = "A" if a_phase else "B"
+        coefs = {"A": np.zeros(pop.size, dtype=np.int64), "B": np.zeros(pop.size, dtype=np.int64)}
+        coefs[firing] = fire(v[0 if a_phase else 1], pop, sk)
+    else:
+        coefs = {"out": fire(v[0], pop, sk)}
+    return coefs, {tag: c * sk for tag, c in coefs.items()}
+
+
+def _max_gate(network, relay, coef, value, mass):
+    """Each window passes its winner's events of this step (winner: most spike mass so far, first on ties)."""
+    proj = network.incoming(relay.name)[0]
+    src = network.population(proj.source)
+    gate = np.zeros((relay.size, src.size), dtype=bool)
+    for out, inp, _ in _window_taps(proj, src.shape, relay.shape):
+        gate[out, inp] = True
+    winners = [np.flatnonzero(row)[np.argmax(mass[src.name][np.flatnonzero(row)])] for row in gate]
+    return ({tag: c[winners] for tag, c in coef[src.name].items()},
+            {tag: val[winners] for tag, val in value[src.name].items()})
+
+
+def _projection_counts(network, q, S, coef, x):
+    """Counts of projection q this step, from the emitted coefficients and the synapse counts alone."""
+    counts = dict.fromkeys(PROJECTION_COUNTERS, 0)
+    fan_out = S.sum(axis=0)  # synapses of each source neuron
+    target = network.population(q.target)
+    if q.source == network.input.name and x is not None:
+        counts["input_macs"] = int(fan_out[x != 0].sum())
+        counts["input_macs_dense"] = int(fan_out.sum())
+        return counts
+    for tag, c in coef[q.source].items():
+        units = 2 if target.kind == "bif" and tag == "out" else 1
+        if q.kind in ("avgpool2d", "maxpool2d"):
+            counts["pool_ops"] += int(fan_out[c != 0].sum()) * (1 if q.kind == "maxpool2d" else units)
+        else:
+            counts["ac_ops"] += int(fan_out[np.abs(c) == 1].sum()) * units
+            counts["scaled_ops"] += int(fan_out[np.abs(c) > 1].sum()) * units
+    return counts
+
+
+def _predict(output, v, mass):
+    if not output.fires:
+        return int(np.argmax(v))
+    order = np.lexsort((np.arange(output.size), -v, -mass))  # mass, then larger v, then lower index
+    return int(order[0])
