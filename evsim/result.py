@@ -81,3 +81,25 @@ class SimulationResult:
     def per_sample(self) -> dict[str, float]:
         """Mean per sample of every total."""
         return {name: value / self.n_samples for name, value in self.totals().items()}
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """Everything recorded, keyed as in the conformance files (`pop/<name>/<counter>`, `spikes/<pop>/<tag>/coef`, ...).
+
+        Per-step per-sample counts need `record_counts=True`; the readout trace
+        `record_trace=True`; spike trains `record_spikes=True`.
+        """
+        arrays = {"pred": self.pred}
+        if self.readout_trace is not None:
+            arrays["readout_v"] = self.readout_trace
+            arrays["readout_mass"] = self.readout_mass_trace
+        if self.pop_counts is not None:
+            for p, pop in enumerate(self.populations):
+                for c, counter in enumerate(POPULATION_COUNTERS):
+                    arrays[f"pop/{pop}/{counter}"] = self.pop_counts[:, :, p, c]
+            for q, proj in enumerate(self.projections):
+                for c, counter in enumerate(PROJECTION_COUNTERS):
+                    arrays[f"proj/{proj}/{counter}"] = self.proj_counts[:, :, q, c]
+        for (pop, tag), (coef, value) in self.spikes.items():
+            arrays[f"spikes/{pop}/{tag}/coef"] = coef
+            arrays[f"spikes/{pop}/{tag}/value"] = value
+        return arrays

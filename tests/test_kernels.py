@@ -1,0 +1,56 @@
+"""Unit tests of the small jitted kernels against brute force."""
+import numpy as np
+import pytest
+
+from evsim.kernels import bernoulli_uniform, coefficient, phase_bit, window_hits
+from evsim.network import Network, Population, Projection
+from evsim.simulate import simulate
+
+
+def test_coefficient_is_exact_whatever_division_rounds_to():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        th = rng.uniform(0.01, 2.0)
+        excess = th * rng.uniform(1.0, 30.0)
+        c = coefficient(excess, th, 0)
+        assert c >= 1 and c * th <= excess < (c + 1) * th
+    # 0.7 / 0.1 rounds to 6.999...; 7 * 0.1 > 0.7 in floats, so 6 is the exact answer
+    assert coefficient(0.7, 0.1, 0) == 6
+    assert coefficient(5.0, 1.0, 3) == 3      # capped: the rest stays in the membrane
+    assert coefficient(5.0, 1.0, 1) == 1      # binary / ternary
+    assert coefficient(1.0, 1.0, 0) == 1
+
+
+@pytest.mark.parametrize("k,dilation,stride,pad,n_in", [(3, 1, 1, 1, 7), (5, 1, 2, 2, 9), (3, 2, 2, 2, 8), (2, 1, 2, 0, 6), (4, 2, 3, 1, 11)])
+def test_window_hits_matches_brute_force(k, dilation, stride, pad, n_in):
+    n_out = (n_in + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    outs, taps = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    for pos in range(n_in):
+        n = window_hits(pos, pad, k, dilation, stride, n_out, outs, taps)
+        want = {(o, tap) for o in range(n_out) for tap in range(k) if o * stride - pad + tap * dilation == pos}
+        assert set(zip(outs[:n].tolist(), taps[:n].tolist())) == want
+
+
+def test_bernoulli_stream_is_one_definition_jitted_and_numpy():
+    pixels = np.arange(50, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        vectorised = bernoulli_uniform(np.uint64(3), np.uint64(7), np.uint64(11), pixels)
+    from numba import njit
+
+    scalar = njit(lambda p: bernoulli_uniform(np.uint64(3), np.uint64(7), np.uint64(11), np.uint64(p)))
+    assert np.array_equal(vectorised, [scalar(p) for p in range(50)])
+    assert 0 <= vectorised.min() and vectorised.max() < 1
+
+
+def test_phase_encoder_emits_the_binary_expansion():
+    """x = 0.8125 = 0.1101b with K = 4: phases 0, 1, 3 emit, values S_k sum back to x each period."""
+    assert [phase_bit(0.8125, 4, t) for t in range(8)] == [1, 1, 0, 1, 1, 1, 0, 1]
+    assert [phase_bit(1.0, 2, t) for t in range(2)] == [1, 1]  # quantised to 2^K - 1
+    pops = (Population("in", "input", (1,), 0, coding="phase", phase_period=4, encoding="phase"),
+            Population("out", "readout", (1,), 1, coding="phase", phase_period=4))
+    network = Network(pops, (Projection("w", "identity", "in", "out"),), "out")
+    result = simulate(network, np.array([[0.8125]], np.float32), timesteps=8, record_spikes=True, record_trace=True)
+    coef, value = result.spikes[("in", "out")]
+    assert coef[0, :, 0].tolist() == [1, 1, 0, 1, 1, 1, 0, 1]
+    assert value[0, :4, 0].sum() == 0.8125
+    assert result.readout_trace[0, [3, 7], 0].tolist() == [0.8125, 1.625]
