@@ -104,7 +104,6 @@ def fire(v, pop: Population, sk):
 
 def run_reference(network: Network, inputs, timesteps: int, encoder: str = "analog", seed: int = 0) -> dict:
     """Simulate every sample of `inputs` densely; returns the conformance-style arrays."""
-    pops = network.populations
     matrices = {q.name: projection_matrices(q, network.population(q.source), network.population(q.target))
                 for q in network.projections}
     samples = [_run_one(network, matrices, np.asarray(x, np.float64).reshape(-1), timesteps, encoder, seed, s)

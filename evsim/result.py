@@ -36,7 +36,8 @@ class SimulationResult:
     projection_kinds: list[str] = field(default_factory=list)
     ann_macs: Optional[int] = None
     ann_accuracy: Optional[float] = None
-    wall_time: float = 0.0
+    wall_time: float = 0.0                # seconds simulating (compilation excluded)
+    startup_time: float = 0.0             # seconds compiling, or loading the compiled engine from cache
     threads: int = 1
     dtype: str = "float32"
     pop_counts: Optional[np.ndarray] = None    # [n, T, P, C] when recorded

@@ -1,0 +1,118 @@
+"""The `evsim` command line: parses, calls the Python API, prints. Domain errors become clean messages."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+import numba
+
+from evsim import EvsimError, __version__
+from evsim.network import ENCODERS
+from evsim.report import describe_network, format_text, write_csv, write_json
+from evsim.simulate import MAX_TIMESTEPS, simulate
+from evsim.weights_io import read_network
+from evsim.weights_io.inputs import load_inputs
+
+NETWORK_FILE = click.Path(exists=True, dir_okay=False, readable=True)
+
+
+def domain_errors(command):
+    """Turn evsim's own errors into `click.ClickException` (exit 1, one clean line)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except EvsimError as err:
+            raise click.ClickException(str(err)) from None
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evsim")
+def main():
+    """evsim: event-driven simulation of spiking networks converted from trained ANNs."""
+
+
+@main.command()
+@click.argument("file", type=NETWORK_FILE)
+@click.option("--timesteps", "-T", type=click.IntRange(1, MAX_TIMESTEPS), default=256, show_default=True,
+              help="Steps to simulate each sample.")
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
+              help=".npz or .h5 with `inputs` [n, *shape] and optional `labels` [n] (default: the file's /samples).")
+@click.option("--encoder", type=click.Choice(ENCODERS), help="Input encoder (default: the input population's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the Bernoulli encoder (per-sample streams).")
+@click.option("--samples", "-n", "n_samples", type=click.IntRange(1), help="Run only the first N samples.")
+@click.option("--threads", type=click.IntRange(1, numba.config.NUMBA_NUM_THREADS),
+              help="Worker threads (default: all cores). Results do not depend on it.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+              help="Precision of membrane potentials and weights.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the full report as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write per-step counts as CSV.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@domain_errors
+def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, progress):
+    """Simulate FILE and report accuracy at every step and exact event and operation counts."""
+    network = read_network(file)
+    data, labels = load_inputs(inputs) if inputs else (None, None)
+    if n_samples is not None:
+        source = data if data is not None else (network.samples.inputs if network.samples else None)
+        if source is not None:
+            labels = labels if data is not None else (network.samples.labels if network.samples else None)
+            data, labels = source[:n_samples], None if labels is None else labels[:n_samples]
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    result = simulate(network, data, labels, timesteps=timesteps, encoder=encoder, seed=seed, threads=threads,
+                      dtype=dtype, progress=show_progress)
+    click.echo(format_text(result))
+    if json_path:
+        write_json(result, json_path, source=str(file))
+        click.echo(f"wrote {json_path}")
+    if csv_path:
+        write_csv(result, csv_path)
+        click.echo(f"wrote {csv_path}")
+
+
+@main.command()
+@click.argument("file", type=NETWORK_FILE)
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@domain_errors
+def inspect(file, as_json):
+    """Validate FILE and describe its populations, projections, sizes and metadata."""
+    info = describe_network(read_network(file))
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(f"{file}: valid evsim file (producer: {info['producer'] or 'unknown'})")
+    click.echo(f"{len(info['populations'])} populations, {info['neurons']:,} neurons; "
+               f"{len(info['projections'])} projections, {info['weights']:,} weights; output {info['output']}")
+    click.echo("Populations:")
+    for name, p in info["populations"].items():
+        params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff")
+                           if p.get(k) is not None)
+        extra = p.get("encoding") or f"{p.get('coding')}" + (f" K={p['phase_period']}" if p.get("coding") == "phase" else "")
+        click.echo(f"  {p['order']:>2} {name:<14} {p['kind']:<8} {'x'.join(map(str, p['shape'])):<12} {extra:<10} {params}")
+    click.echo("Projections:")
+    for name, q in info["projections"].items():
+        geometry = ", ".join(f"{k}={q[k]}" for k in ("kernel", "stride", "padding", "dilation", "groups") if k in q)
+        click.echo(f"  {name:<14} {q['kind']:<9} {q['source']} -> {q['target']}  scale={q['scale']:g}  "
+                   f"weights={q['weights']:,}  {geometry}")
+    if info["samples"]:
+        click.echo(f"Samples: {info['samples']['n']} (labels: {'yes' if info['samples']['labels'] else 'no'})")
+    if info["ann"]:
+        acc = info["ann"]["accuracy"]
+        click.echo(f"ANN: {info['ann']['macs'] or 0:,} MACs per sample, accuracy "
+                   f"{'unknown' if acc is None else f'{100 * acc:.2f}%'}")
+    if info["meta"]:
+        click.echo("Conversion: " + json.dumps(info["meta"].get("conversion", info["meta"]))[:400])
+
+
+def _short(value):
+    if isinstance(value, dict):
+        return f"[{value['min']:.3g}..{value['max']:.3g}]"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":
+    main()

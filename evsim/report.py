@@ -1,0 +1,152 @@
+"""Reports of a run: a JSON-able summary and a per-step table (the CLI prints and writes these)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.result import SimulationResult
+
+#: Version of the JSON layout written by `summary` (docs/cli.md documents it).
+REPORT_SCHEMA = 1
+
+
+def accuracy_ladder(timesteps: int) -> list[int]:
+    """Steps at which accuracy is printed: powers of two up to T, and T."""
+    ladder = [t for t in (2**k for k in range(32)) if t < timesteps]
+    return ladder + [timesteps]
+
+
+def summary(result: SimulationResult, source: Optional[str] = None) -> dict:
+    """Everything about a run, as plain JSON types."""
+    from evsim import __version__
+
+    per_step_pops = {
+        pop: {counter: result.pop_counts_per_step[:, p, c].tolist() for c, counter in enumerate(POPULATION_COUNTERS)}
+        for p, pop in enumerate(result.populations)}
+    per_step_projs = {
+        proj: {counter: result.proj_counts_per_step[:, q, c].tolist() for c, counter in enumerate(PROJECTION_COUNTERS)}
+        for q, proj in enumerate(result.projections)}
+    totals = result.totals()
+    return {
+        "schema": REPORT_SCHEMA,
+        "evsim_version": __version__,
+        "file": source,
+        "run": {"timesteps": result.timesteps, "encoder": result.encoder, "seed": result.seed,
+                "threads": result.threads, "dtype": result.dtype, "n_samples": result.n_samples,
+                "wall_time_s": result.wall_time, "startup_time_s": result.startup_time},
+        "ann": {"accuracy": result.ann_accuracy, "macs_per_sample": result.ann_macs},
+        "accuracy": None if result.labels is None else result.accuracy().tolist(),
+        "totals": totals,
+        "per_sample": result.per_sample(),
+        "synaptic_ops_per_ann_mac": _ratio(totals["synaptic_ops"] / result.n_samples, result.ann_macs),
+        "populations": {pop: {"kind": kind, "per_step": per_step_pops[pop]}
+                        for pop, kind in zip(result.populations, result.population_kinds)},
+        "projections": {proj: {"kind": kind, "per_step": per_step_projs[proj]}
+                        for proj, kind in zip(result.projections, result.projection_kinds)},
+    }
+
+
+def _ratio(value, reference):
+    return None if not reference else value / reference
+
+
+def write_json(result: SimulationResult, path, source=None) -> None:
+    Path(path).write_text(json.dumps(summary(result, source), indent=1))
+
+
+def write_csv(result: SimulationResult, path) -> None:
+    """One row per step t = 1..T: accuracy, then every counter of every population and projection (summed over samples)."""
+    header = ["t", "accuracy"]
+    columns = [np.arange(1, result.timesteps + 1),
+               result.accuracy() if result.labels is not None else np.full(result.timesteps, np.nan)]
+    for p, pop in enumerate(result.populations):
+        for c, counter in enumerate(POPULATION_COUNTERS):
+            header.append(f"pop.{pop}.{counter}")
+            columns.append(result.pop_counts_per_step[:, p, c])
+    for q, proj in enumerate(result.projections):
+        for c, counter in enumerate(PROJECTION_COUNTERS):
+            header.append(f"proj.{proj}.{counter}")
+            columns.append(result.proj_counts_per_step[:, q, c])
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in zip(*columns):
+            writer.writerow([f"{x:.6g}" if isinstance(x, (float, np.floating)) else int(x) for x in row])
+
+
+def format_text(result: SimulationResult) -> str:
+    """The human report printed by `evsim run`."""
+    lines = [f"{result.n_samples} samples, T = {result.timesteps}, encoder {result.encoder}, "
+             f"{result.threads} thread(s), {result.dtype}, {result.wall_time:.2f} s "
+             f"({1000 * result.wall_time / max(result.n_samples, 1):.2f} ms/sample; "
+             f"startup {result.startup_time:.2f} s)"]
+    if result.ann_accuracy is not None:
+        lines.append(f"ANN accuracy (exporter's evaluation set): {100 * result.ann_accuracy:.2f}%")
+    if result.labels is not None:
+        acc = result.accuracy()
+        lines.append("SNN accuracy:")
+        lines += [f"  t = {t:>6}: {100 * acc[t - 1]:6.2f}%" for t in accuracy_ladder(result.timesteps)]
+    per = result.per_sample()
+    lines.append("Per sample (mean over samples, all steps):")
+    for name in ("events", "mass", "input_events", "relayed_events", "ac_ops", "scaled_ops", "pool_ops",
+                 "input_macs", "bias_ops", "neuron_updates"):
+        lines.append(f"  {name:<15} {per[name]:>16,.1f}")
+    if result.ann_macs:
+        lines.append(f"  ANN MACs        {result.ann_macs:>16,}")
+        lines.append(f"  synaptic ops / ANN MAC: {per['synaptic_ops'] / result.ann_macs:.3f}")
+    return "\n".join(lines)
+
+
+def describe_network(network) -> dict:
+    """What `evsim inspect` shows: populations, projections, sizes, readout, ANN and conversion metadata."""
+    def param(pop, name):
+        value = getattr(pop, name)
+        if value is None:
+            return None
+        value = np.asarray(value)
+        if value.size == 1:
+            return float(value.reshape(()))
+        return {"shape": list(value.shape), "min": float(value.min()), "max": float(value.max())}
+
+    pops = {}
+    for pop in network.populations:
+        entry = {"kind": pop.kind, "shape": list(pop.shape), "size": pop.size, "order": pop.order}
+        if pop.kind == "input":
+            entry["encoding"] = pop.encoding
+        else:
+            entry.update(coding=pop.coding, phase_period=pop.phase_period)
+        if pop.kind in ("if", "bif", "readout"):
+            entry.update({name: param(pop, name) for name in ("theta_pos", "theta_neg", "v_init", "bias")},
+                         max_coeff=pop.max_coeff)
+        if pop.kind == "readout":
+            entry["mode"] = pop.mode
+        pops[pop.name] = entry
+    projs = {}
+    for proj in network.projections:
+        entry = {"kind": proj.kind, "source": proj.source, "target": proj.target, "scale": proj.scale,
+                 "weights": 0 if proj.weight is None else int(np.asarray(proj.weight).size)}
+        if proj.kind == "conv2d":
+            entry.update(kernel=list(proj.kernel_size), stride=list(proj.stride), padding=list(proj.padding),
+                         dilation=list(proj.dilation), groups=proj.groups)
+        elif proj.kind in ("avgpool2d", "maxpool2d"):
+            entry.update(kernel=list(proj.kernel), stride=list(proj.stride), padding=list(proj.padding))
+        projs[proj.name] = entry
+    ann = network.ann
+    return {
+        "producer": network.producer,
+        "populations": pops,
+        "projections": projs,
+        "neurons": sum(p.size for p in network.populations),
+        "weights": sum(e["weights"] for e in projs.values()),
+        "output": network.output,
+        "samples": None if network.samples is None else {
+            "n": int(network.samples.inputs.shape[0]), "labels": network.samples.labels is not None},
+        "ann": None if ann is None else {"macs": ann.macs, "accuracy": ann.accuracy,
+                                         "outputs": ann.outputs is not None},
+        "meta": network.meta,
+    }

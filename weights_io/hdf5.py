@@ -1,0 +1,700 @@
+"""The converted-network file, version 1 (HDF5): reader, validator and writer.
+
+docs/format.md is the contract this module implements. The reader checks
+every rule stated there while it reads, and every violation is a
+`FormatError` naming the file, the HDF5 path and the problem. Sizes are
+checked from HDF5 metadata (attribute values, dataset shapes) before any
+data is read, so a hostile file cannot make the reader allocate memory.
+
+Layout of the reader: `_Reader` holds the file name, the limits and the
+running size totals. The few methods that touch h5py (`check_attrs`,
+`numbers`, `text`, `members`, `link`, `child`, `floats`, `ints`) guard
+every call, so no h5py or NumPy exception escapes; the methods above them
+read one element each (population, projection, readout, samples, ann,
+meta) and only validate. The writer is `write_network` and `_layout`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, NoReturn, Optional
+
+import h5py
+import numpy as np
+
+from evsim.errors import FormatError
+from evsim.network import (
+    CODINGS,
+    ENCODERS,
+    NEURON_PARAMETERS,
+    POPULATION_KINDS,
+    PROJECTION_KINDS,
+    READOUT_MODES,
+    AnnInfo,
+    Network,
+    Population,
+    Projection,
+    Samples,
+    projection_output_shape,
+)
+
+FORMAT_NAME = "evsim"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FormatLimits:
+    """Size bounds the reader enforces from metadata, before reading data.
+
+    The defaults bound a float64 copy of one population's parameter to
+    2 GiB and of one projection's weights to 16 GiB: far past any network
+    evsim can simulate, far below what a hostile size would ask for.
+    """
+
+    max_population_size: int = 2**28  # neurons in one population
+    max_total_neurons: int = 2**28  # neurons in all populations
+    max_projection_elements: int = 2**31  # weights (or sparse entries) of one projection
+    max_total_elements: int = 2**32  # elements of all datasets of one file
+
+
+DEFAULT_LIMITS = FormatLimits()
+
+# What version 1 allows where. Anything else is an error, so that a
+# misspelled optional name cannot silently fall back to its default.
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_ROOT_ATTRS = ("format", "format_version", "producer")
+_ROOT_MEMBERS = ("populations", "projections", "readout", "ann", "samples", "meta")
+_POPULATION_ATTRS = ("kind", "shape", "order", "coding", "phase_period")
+_POPULATION_KIND_ATTRS = {  # attributes of one kind only (Population field names)
+    "input": ("encoding",),
+    "if": ("max_coeff",),
+    "bif": ("max_coeff",),
+    "relay": (),
+    "readout": ("max_coeff", "mode"),
+}
+_WITH_PARAMETERS = ("if", "bif", "readout")  # the kinds with a membrane
+_PROJECTION_ATTRS = ("kind", "source", "target", "scale")
+_PROJECTION_KIND_ATTRS = {  # geometry attributes (Projection field names)
+    "dense": (),
+    "conv2d": ("stride", "padding", "dilation", "groups"),
+    "avgpool2d": ("kernel", "stride", "padding"),
+    "maxpool2d": ("kernel", "stride", "padding"),
+    "identity": (),
+    "sparse": (),
+}
+_PROJECTION_DATASETS = {
+    "dense": ("weight",),
+    "conv2d": ("weight",),
+    "avgpool2d": (),
+    "maxpool2d": (),
+    "identity": (),
+    "sparse": ("indptr", "indices", "weight"),
+}
+_SIGN_RULES = {  # parameter name -> (test every entry must pass, its wording)
+    "theta_pos": (np.greater, "> 0"),
+    "theta_neg": (np.less, "< 0"),
+    "output_scale": (np.greater, "> 0"),
+}
+_INT64_MAX = 2**63 - 1
+_MISSING: Any = object()  # default for required attributes
+
+
+def read_network(path, limits: FormatLimits = DEFAULT_LIMITS) -> Network:
+    """Read and validate a converted-network file (docs/format.md).
+
+    Returns a `Network` with populations sorted by `order` and projections
+    by name. Raises `FormatError` (file, HDF5 path, problem) for anything
+    that breaks the format, including files that are not HDF5 at all.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(path, "/", "no such file")
+    try:
+        h5 = h5py.File(path, "r")
+    except Exception as exc:  # h5py raises OSError, but says little more
+        raise FormatError(path, "/", f"not an HDF5 file, or truncated or unreadable ({exc})") from exc
+    with h5:
+        reader = _Reader(path, limits)
+        with reader.guard("/"):
+            return reader.network(h5)
+
+
+class _Reader:
+    def __init__(self, file: Path, limits: FormatLimits):
+        self.file = file
+        self.limits = limits
+        self.neurons = 0  # running totals, checked against the limits
+        self.elements = 0
+
+    def fail(self, h5path: str, problem: str) -> NoReturn:
+        raise FormatError(self.file, h5path, problem)
+
+    @contextmanager
+    def guard(self, h5path: str) -> Iterator[None]:
+        """Turn any unexpected exception (h5py, NumPy) into a FormatError at `h5path`."""
+        try:
+            yield
+        except FormatError:
+            raise
+        except Exception as exc:
+            raise FormatError(self.file, h5path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+
+    # -- the file, element by element ------------------------------------
+
+    def network(self, root: h5py.File) -> Network:
+        self.check_version(root)  # first: a newer file may differ in anything else
+        self.check_attrs(root, _ROOT_ATTRS)
+        self.members(root, _ROOT_MEMBERS)
+        pops = self.populations(self.child(root, "populations", h5py.Group))
+        by_name = {p.name: p for p in pops}
+        group = self.child(root, "projections", h5py.Group)
+        projs = [self.element(group, name, self.projection, by_name) for name in sorted(self.members(group))]
+        net = Network(populations=tuple(pops), projections=tuple(projs), output="")
+        self.check_graph(net)
+        output, output_scale = self.optional(root, "readout", self.readout, net) or (self.default_output(net), None)
+        net = net.replace(output=output, output_scale=output_scale)
+        net = net.replace(samples=self.optional(root, "samples", self.samples, net))
+        return net.replace(
+            ann=self.optional(root, "ann", self.ann, net),
+            meta=self.optional(root, "meta", self.meta) or {},
+            producer=self.text(root, "producer", default=""),
+        )
+
+    def element(self, parent: h5py.Group, name: str, read, *args):
+        """Read member group `name` with `read`, blaming it for any unexpected exception."""
+        group = self.child(parent, name, h5py.Group)
+        with self.guard(group.name):
+            return read(group, *args)
+
+    def optional(self, parent: h5py.Group, name: str, read, *args):
+        """Like `element`, for an optional group: None if absent."""
+        return self.element(parent, name, read, *args) if self.link(parent, name) else None
+
+    def check_version(self, root: h5py.File) -> None:
+        name = self.text(root, "format", default=None)
+        if name != FORMAT_NAME:
+            self.fail("/", f"not an evsim file (attribute format is {name!r}, not {FORMAT_NAME!r})")
+        version = self.integer(root, "format_version")
+        if version > FORMAT_VERSION:
+            self.fail("/", f"format_version {version} is newer than this evsim reads ({FORMAT_VERSION}); upgrade evsim")
+        if version < 1:
+            self.fail("/", f"format_version {version} is not a version that ever existed (versions start at 1)")
+
+    def populations(self, group: h5py.Group) -> list[Population]:
+        pops = [self.element(group, name, self.population) for name in self.members(group)]
+        orders = sorted(p.order for p in pops)
+        for order in orders:
+            if orders.count(order) > 1:
+                names = sorted(p.name for p in pops if p.order == order)
+                self.fail(group.name, f"order {order} is used by {', '.join(names)}; orders must be unique")
+        if orders != list(range(len(pops))):
+            self.fail(group.name, f"orders must be 0..{len(pops) - 1} without gaps, found {orders}")
+        return sorted(pops, key=lambda p: p.order)
+
+    def population(self, group: h5py.Group) -> Population:
+        kind = self.text(group, "kind", choices=POPULATION_KINDS)
+        own = _POPULATION_KIND_ATTRS[kind]
+        self.check_attrs(group, _POPULATION_ATTRS + own)
+        present = self.members(group, NEURON_PARAMETERS if kind in _WITH_PARAMETERS else ())
+        shape = self.shape(group)
+        fields = {
+            "order": self.integer(group, "order", minimum=0),
+            "coding": self.text(group, "coding", default="rate", choices=CODINGS),
+            "phase_period": self.integer(group, "phase_period", default=1, minimum=1),
+        }
+        if "encoding" in own:
+            fields["encoding"] = self.text(group, "encoding", default="analog", choices=ENCODERS)
+        if "mode" in own:
+            fields["mode"] = self.text(group, "mode", default="potential", choices=READOUT_MODES)
+        if "max_coeff" in own:
+            fields["max_coeff"] = self.integer(group, "max_coeff", default=1, minimum=0)
+        for name in present:
+            fields[name] = self.parameter(group, name, shape)
+        pop = Population(name=_basename(group), kind=kind, shape=shape, **fields)
+        if pop.fires and pop.theta_pos is None:
+            self.fail(_join(group.name, "theta_pos"), f"missing dataset (required: a {kind} population fires)")
+        return pop
+
+    def shape(self, group: h5py.Group) -> tuple[int, ...]:
+        what = "an integer array of length 1 or 3 ([N] or [C, H, W])"
+        shape = self.integers(group, "shape", (1, 3), what, minimum=1, default=_MISSING)
+        size = math.prod(shape)
+        if size > self.limits.max_population_size:
+            self.fail(group.name, f"shape {list(shape)} has {size} neurons, past the limit of "
+                      f"{self.limits.max_population_size} per population")
+        self.neurons += size
+        if self.neurons > self.limits.max_total_neurons:
+            self.fail(group.name, f"brings the network to {self.neurons} neurons, past the limit of "
+                      f"{self.limits.max_total_neurons} in total")
+        return shape
+
+    def parameter(self, group: h5py.Group, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A per-population, per-channel or per-neuron value: float64, 0-d when scalar."""
+        dset = self.child(group, name, h5py.Dataset)
+        fits = [(), (1,), tuple(shape)] + ([(shape[0],)] if len(shape) == 3 else [])
+        if dset.shape not in fits:
+            self.fail(dset.name, f"shape {dset.shape} fits neither a scalar, a per-channel [C] nor the "
+                      f"population's shape {list(shape)}")
+        value = self.floats(dset)
+        if name in _SIGN_RULES:
+            test, wording = _SIGN_RULES[name]
+            self.check_all(dset.name, test(value, 0), value, f"must be {wording} everywhere")
+        return value.reshape(()) if value.shape == (1,) else value
+
+    def projection(self, group: h5py.Group, pops: dict[str, Population]) -> Projection:
+        kind = self.text(group, "kind", choices=PROJECTION_KINDS)
+        self.check_attrs(group, _PROJECTION_ATTRS + _PROJECTION_KIND_ATTRS[kind])
+        self.members(group, _PROJECTION_DATASETS[kind])
+        source, target = (self.endpoint(group, end, pops) for end in ("source", "target"))
+        if source.order >= target.order:
+            self.fail(group.name, f"goes from {source.name} (order {source.order}) to {target.name} "
+                      f"(order {target.order}); orders must be topological, every projection from a lower "
+                      "to a higher order")
+        scale = self.real(group, "scale", default=1.0)
+        if scale <= 0 or (kind == "maxpool2d" and scale != 1):
+            self.fail(group.name, f"scale is {scale}; it must be > 0, and 1 for a maxpool2d")
+        if kind in ("conv2d", "avgpool2d", "maxpool2d") and (len(source.shape), len(target.shape)) != (3, 3):
+            self.fail(group.name, f"{kind} needs [C, H, W] populations; source {source.name} has shape "
+                      f"{list(source.shape)}, target {target.name} {list(target.shape)}")
+        if kind == "maxpool2d" and target.kind != "relay":
+            self.fail(group.name, f"a maxpool2d must target a relay; {target.name} is {target.kind}")
+        fields = self.geometry(group, kind) if kind != "conv2d" else self.convolution(group, source)
+        if kind == "dense":
+            fields["weight"] = self.weights(self.child(group, "weight", h5py.Dataset), (target.size, source.size),
+                                            f"target size {target.size}, source size {source.size}")
+        if kind == "sparse":
+            fields.update(self.sparse(group, source, target))
+        proj = Projection(name=_basename(group), kind=kind, source=source.name, target=target.name,
+                          scale=scale, **fields)
+        implied = projection_output_shape(proj, source.shape)
+        if implied is not None and implied != target.shape:
+            self.fail(group.name, f"implies target shape {list(implied)} from source shape "
+                      f"{list(source.shape)}, but {target.name} has shape {list(target.shape)}")
+        return proj
+
+    def endpoint(self, group: h5py.Group, end: str, pops: dict[str, Population]) -> Population:
+        name = self.text(group, end)
+        if name not in pops:
+            self.fail(group.name, f"{end} {name!r} is not a population")
+        return pops[name]
+
+    def geometry(self, group: h5py.Group, kind: str) -> dict:
+        """Pool geometry (PyTorch: stride defaults to the kernel, padding at most half of it)."""
+        if kind not in ("avgpool2d", "maxpool2d"):
+            return {}
+        kernel = self.pair(group, "kernel", minimum=1)
+        stride = self.pair(group, "stride", default=kernel, minimum=1)
+        padding = self.pair(group, "padding", default=(0, 0), minimum=0)
+        if any(p > k // 2 for p, k in zip(padding, kernel)):
+            self.fail(group.name, f"padding {list(padding)} is more than half the kernel {list(kernel)}")
+        return {"kernel": kernel, "stride": stride, "padding": padding}
+
+    def convolution(self, group: h5py.Group, source: Population) -> dict:
+        fields = {
+            "stride": self.pair(group, "stride", default=(1, 1), minimum=1),
+            "padding": self.pair(group, "padding", default=(0, 0), minimum=0),
+            "dilation": self.pair(group, "dilation", default=(1, 1), minimum=1),
+            "groups": self.integer(group, "groups", default=1, minimum=1),
+        }
+        dset = self.child(group, "weight", h5py.Dataset)
+        groups, shape = fields["groups"], dset.shape
+        if len(shape) != 4 or min(shape) < 1:
+            self.fail(dset.name, f"shape {shape} is not [Cout, Cin/groups, kh, kw] with every entry >= 1")
+        if shape[0] % groups or shape[1] * groups != source.shape[0]:
+            self.fail(dset.name, f"shape {shape} with groups {groups} does not fit source channels "
+                      f"{source.shape[0]} (Cin/groups * groups must equal them, groups must divide Cout)")
+        fields["weight"] = self.weights(dset, shape, "Cout, Cin/groups, kh, kw")
+        return fields
+
+    def weights(self, dset: h5py.Dataset, shape: tuple[int, ...], meaning: str) -> np.ndarray:
+        """A weight dataset, which must have `shape` (described by `meaning`)."""
+        if dset.shape != tuple(shape):
+            self.fail(dset.name, f"shape {dset.shape} does not match [{meaning}]")
+        self.check_projection_size(dset.name, math.prod(shape))
+        return self.floats(dset)
+
+    def sparse(self, group: h5py.Group, source: Population, target: Population) -> dict:
+        indptr, indices, weight = (self.child(group, n, h5py.Dataset) for n in ("indptr", "indices", "weight"))
+        if indptr.shape != (source.size + 1,):
+            self.fail(indptr.name, f"shape {indptr.shape} does not match [source size + 1 = {source.size + 1}]")
+        if len(indices.shape) != 1:
+            self.fail(indices.name, f"shape {indices.shape} is not [nnz]")
+        nnz = indices.shape[0]
+        self.check_projection_size(indices.name, nnz)
+        weight = self.weights(weight, (nnz,), f"nnz {nnz}, the length of indices")
+        starts = self.ints(indptr, 0, nnz + 1)
+        if starts[0] != 0 or starts[-1] != nnz:
+            self.fail(indptr.name, f"must start at 0 and end at nnz = {nnz}; found {starts[0]} .. {starts[-1]}")
+        drops = np.flatnonzero(np.diff(starts) < 0)
+        if drops.size:
+            i = int(drops[0])
+            self.fail(indptr.name, f"must be non-decreasing; entry {i + 1} ({starts[i + 1]}) is less than "
+                      f"entry {i} ({starts[i]})")
+        return {"indptr": starts, "indices": self.ints(indices, 0, target.size), "weight": weight}
+
+    def check_projection_size(self, h5path: str, size: int) -> None:
+        if size > self.limits.max_projection_elements:
+            self.fail(h5path, f"{size} elements, past the limit of {self.limits.max_projection_elements} "
+                      "per projection")
+
+    def check_graph(self, net: Network) -> None:
+        """Rules over the whole graph. The input has no incoming projection: that
+        follows from its order 0 and the topological order of projections."""
+        inputs = [p.name for p in net.populations if p.kind == "input"]
+        if len(inputs) != 1:
+            self.fail("/populations", f"a network has exactly one input population; found {len(inputs)} "
+                      f"({', '.join(inputs)})")
+        if net.input.order != 0:
+            self.fail(f"/populations/{net.input.name}",
+                      f"the input population must have order 0, not {net.input.order}")
+        for relay in (p for p in net.populations if p.kind == "relay"):
+            incoming = net.incoming(relay.name)
+            if [q.kind for q in incoming] != ["maxpool2d"]:
+                found = ", ".join(f"{q.name} ({q.kind})" for q in incoming) or "none"
+                self.fail(f"/populations/{relay.name}", "a relay has exactly one incoming projection, a "
+                          f"maxpool2d; found {found}")
+
+    def readout(self, group: h5py.Group, net: Network) -> tuple[str, Optional[np.ndarray]]:
+        self.check_attrs(group, ("population",))
+        self.members(group, ("output_scale",))
+        name = self.text(group, "population", default=None) or self.default_output(net)
+        if name not in {p.name for p in net.populations}:
+            self.fail(group.name, f"population {name!r} does not exist")
+        if not self.link(group, "output_scale"):
+            return name, None
+        return name, self.parameter(group, "output_scale", net.population(name).shape)
+
+    def default_output(self, net: Network) -> str:
+        """The single readout population, else the single one with no outgoing projection."""
+        for candidates in ([p.name for p in net.populations if p.kind == "readout"],
+                           [p.name for p in net.populations if not net.outgoing(p.name)]):
+            if len(candidates) == 1:
+                return candidates[0]
+        self.fail("/readout", "cannot tell the output population (not exactly one readout population, nor "
+                  "exactly one without outgoing projections); name it in attribute population")
+
+    def samples(self, group: h5py.Group, net: Network) -> Samples:
+        self.check_attrs(group, ())
+        self.members(group, ("inputs", "labels"))
+        inputs = self.child(group, "inputs", h5py.Dataset)
+        shape = net.input.shape
+        if len(inputs.shape) != 1 + len(shape) or inputs.shape[1:] != shape or inputs.shape[0] < 1:
+            self.fail(inputs.name, f"shape {inputs.shape} is not [n >= 1, *input shape {list(shape)}]")
+        n = inputs.shape[0]
+        labels = self.child(group, "labels", h5py.Dataset, required=False)
+        if labels is not None and labels.shape != (n,):
+            self.fail(labels.name, f"shape {labels.shape} is not [n = {n}]")
+        size = net.output_population.size
+        return Samples(inputs=self.floats(inputs, np.float32),
+                       labels=None if labels is None else self.ints(labels, 0, size))
+
+    def ann(self, group: h5py.Group, net: Network) -> AnnInfo:
+        self.check_attrs(group, ("macs", "accuracy", "layer_macs"))
+        self.members(group, ("lambda", "outputs"))
+        accuracy = self.real(group, "accuracy", default=None)
+        if accuracy is not None and not 0 <= accuracy <= 1:
+            self.fail(group.name, f"accuracy {accuracy} is not a fraction in [0, 1]")
+        layer_macs = self.json(group, "layer_macs")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in layer_macs.values()):
+            self.fail(group.name, "attribute layer_macs must map layer names to integers >= 0")
+        return AnnInfo(macs=self.integer(group, "macs", default=None, minimum=0), accuracy=accuracy,
+                       layer_macs=layer_macs, lambdas=self.lambdas(group), outputs=self.outputs(group, net))
+
+    def lambdas(self, group: h5py.Group) -> Optional[np.ndarray]:
+        dset = self.child(group, "lambda", h5py.Dataset, required=False)
+        if dset is not None and len(dset.shape) != 1:
+            self.fail(dset.name, f"shape {dset.shape} is not [layers]")
+        return None if dset is None else self.floats(dset)
+
+    def outputs(self, group: h5py.Group, net: Network) -> Optional[np.ndarray]:
+        dset = self.child(group, "outputs", h5py.Dataset, required=False)
+        if dset is None:
+            return None
+        if net.samples is None:
+            self.fail(dset.name, "outputs are the ANN's outputs on /samples, and the file has no /samples")
+        expected = (net.samples.inputs.shape[0], net.output_population.size)
+        if dset.shape != expected:
+            self.fail(dset.name, f"shape {dset.shape} is not [n samples, output size] = {list(expected)}")
+        return self.floats(dset)
+
+    def meta(self, group: h5py.Group) -> dict:
+        self.check_attrs(group, ("conversion",))
+        self.members(group, ())
+        return self.json(group, "conversion")
+
+    # -- attributes --------------------------------------------------------
+
+    def check_attrs(self, obj, allowed: tuple[str, ...]) -> None:
+        with self.guard(obj.name):
+            names = list(obj.attrs)
+        for name in names:
+            if name not in allowed:
+                self.fail(obj.name, f"unknown attribute {name!r} (allowed here: {', '.join(allowed) or 'none'})")
+
+    def numbers(self, obj, name: str, kinds: str, sizes: tuple[int, ...], what: str):
+        """Attribute `name` as a NumPy array, or None if absent; its dtype kind
+        and size are checked before its value is read."""
+        with self.guard(obj.name):
+            if name not in obj.attrs:
+                return None
+            attr = obj.attrs.get_id(name)
+            dtype, shape = attr.dtype, attr.shape
+            fits = shape is not None and len(shape) <= 1 and math.prod(shape) in sizes and dtype.kind in kinds
+            value = np.asarray(obj.attrs[name]) if fits else None
+        if value is None:
+            self.fail(obj.name, f"attribute {name!r} must be {what}; found {dtype} of shape {shape}")
+        return value
+
+    def absent(self, obj, name: str, default):
+        """The value of an absent attribute: its default, or an error if it is required."""
+        if default is _MISSING:
+            self.fail(obj.name, f"missing attribute {name!r}")
+        return default
+
+    def integers(self, obj, name, sizes, what, minimum, default) -> tuple[int, ...]:
+        value = self.numbers(obj, name, "iu", sizes, what)
+        if value is None:
+            return self.absent(obj, name, default)
+        ints = tuple(int(v) for v in value.reshape(-1))
+        if min(ints) < minimum or max(ints) > _INT64_MAX:
+            self.fail(obj.name, f"attribute {name!r} is {list(ints)}; every entry must be >= {minimum} "
+                      "and fit in int64")
+        return ints
+
+    def integer(self, obj, name: str, default=_MISSING, minimum: int = -_INT64_MAX) -> Optional[int]:
+        value = self.integers(obj, name, (1,), "an integer", minimum, None)
+        return value[0] if value is not None else self.absent(obj, name, default)
+
+    def pair(self, obj, name: str, default=_MISSING, minimum: int = 0) -> tuple[int, int]:
+        """A (height, width) pair; a single integer stands for both."""
+        value = self.integers(obj, name, (1, 2), "an integer or a pair of integers", minimum, default)
+        return value * 2 if len(value) == 1 else value
+
+    def real(self, obj, name: str, default=_MISSING) -> Optional[float]:
+        value = self.numbers(obj, name, "iuf", (1,), "a real number")
+        if value is None:
+            return self.absent(obj, name, default)
+        value = float(value.reshape(-1)[0])
+        if not math.isfinite(value):
+            self.fail(obj.name, f"attribute {name!r} is {value}; it must be finite")
+        return value
+
+    def text(self, obj, name: str, default=_MISSING, choices: Optional[tuple[str, ...]] = None) -> Optional[str]:
+        with self.guard(obj.name):
+            if name not in obj.attrs:
+                return self.absent(obj, name, default)
+            attr = obj.attrs.get_id(name)
+            fits = h5py.check_string_dtype(attr.dtype) is not None and attr.shape in ((), (1,))
+            value = np.asarray(obj.attrs[name]).reshape(-1)[0] if fits else None
+        if value is None:
+            self.fail(obj.name, f"attribute {name!r} must be a string; found {attr.dtype} of shape {attr.shape}")
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                self.fail(obj.name, f"attribute {name!r} is not UTF-8 text")
+        value = str(value)  # not NumPy's str_, which h5py would write back as fixed-width Unicode
+        if choices is not None and value not in choices:
+            self.fail(obj.name, f"unknown {name} {value!r} (version 1 knows {', '.join(choices)})")
+        return value
+
+    def json(self, obj, name: str) -> dict:
+        """A JSON object stored as a string attribute ({} when absent)."""
+        text = self.text(obj, name, default=None)
+        if text is None:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            self.fail(obj.name, f"attribute {name!r} is not valid JSON ({exc})")
+        if not isinstance(value, dict):
+            self.fail(obj.name, f"attribute {name!r} must be a JSON object, not {type(value).__name__}")
+        return value
+
+    # -- members and datasets ----------------------------------------------
+
+    def members(self, group: h5py.Group, allowed: Optional[tuple[str, ...]] = None) -> list[str]:
+        """The names of `group`'s members, each a hard link with a valid name,
+        all in `allowed` (None: any name). A version-1 group holds nothing else."""
+        with self.guard(group.name):
+            names = list(group)
+        for name in names:
+            self.link(group, name)
+            if not _NAME.fullmatch(name):
+                self.fail(_join(group.name, name), "names must match [A-Za-z0-9_.-]+")
+            if allowed is not None and name not in allowed:
+                self.fail(_join(group.name, name), f"unknown member (allowed here: {', '.join(allowed) or 'none'})")
+        return names
+
+    def link(self, group: h5py.Group, name: str) -> bool:
+        """Whether `name` exists in `group`; it must be a hard link (no link may leave the file)."""
+        path = _join(group.name, name)
+        with self.guard(path):
+            link = group.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            self.fail(path, f"external link to {link.filename}:{link.path}; links or references leaving the "
+                      "file are not allowed")
+        if isinstance(link, h5py.SoftLink):
+            self.fail(path, f"soft link to {link.path}; soft links are not allowed")
+        if link is not None and not isinstance(link, h5py.HardLink):
+            self.fail(path, f"unsupported link type {type(link).__name__}")
+        return link is not None
+
+    def child(self, group: h5py.Group, name: str, cls, required: bool = True):
+        """Member `name` of `group`, a `cls` (Group or Dataset); None if absent and optional."""
+        path = _join(group.name, name)
+        if not self.link(group, name):
+            if required:
+                self.fail(path, f"missing {'group' if cls is h5py.Group else 'dataset'}")
+            return None
+        with self.guard(path):
+            obj = group[name]
+        if not isinstance(obj, cls):
+            self.fail(path, f"must be a {'group' if cls is h5py.Group else 'dataset'}")
+        if cls is h5py.Dataset:
+            self.check_dataset(obj)
+        return obj
+
+    def check_dataset(self, dset: h5py.Dataset) -> None:
+        """Data must live in this file, be plain numbers, and carry no attributes."""
+        self.check_attrs(dset, ())
+        with self.guard(dset.name):
+            virtual, external, dtype, shape = dset.is_virtual, dset.external, dset.dtype, dset.shape
+        if virtual or external:
+            self.fail(dset.name, f"{'virtual dataset' if virtual else 'external storage'}: links or references "
+                      "leaving the file are not allowed")
+        if h5py.check_dtype(ref=dtype) is not None:
+            self.fail(dset.name, "object or region references: links or references leaving the file are not allowed")
+        if shape is None:
+            self.fail(dset.name, "empty dataspace (no data)")
+
+    def take(self, dset: h5py.Dataset) -> None:
+        """Count the dataset against the file's element budget before reading it."""
+        self.elements += math.prod(dset.shape)
+        if self.elements > self.limits.max_total_elements:
+            self.fail(dset.name, f"brings the file's stored elements to {self.elements}, past the limit of "
+                      f"{self.limits.max_total_elements}")
+
+    def floats(self, dset: h5py.Dataset, dtype=np.float64) -> np.ndarray:
+        """A floating-point dataset, finite everywhere, as `dtype`. Integers are
+        refused: in a weight or parameter they mean a mixed-up dataset."""
+        if dset.dtype.kind != "f" or dset.dtype.itemsize not in (2, 4, 8):
+            self.fail(dset.name, f"must be float16, float32 or float64, not {dset.dtype}")
+        self.take(dset)
+        with self.guard(dset.name):
+            value = np.asarray(dset[()], dtype=dtype)
+        self.check_all(dset.name, np.isfinite(value), value, "must be finite")
+        return value
+
+    def ints(self, dset: h5py.Dataset, low: int, high: int) -> np.ndarray:
+        """An integer dataset with every entry in [low, high), as int64."""
+        if dset.dtype.kind not in "iu":
+            self.fail(dset.name, f"must be an integer dataset, not {dset.dtype}")
+        self.take(dset)
+        with self.guard(dset.name):
+            value = np.asarray(dset[()])
+        self.check_all(dset.name, (value >= low) & (value < high), value, f"must be in [{low}, {high})")
+        return value.astype(np.int64)
+
+    def check_all(self, h5path: str, ok: np.ndarray, value: np.ndarray, rule: str) -> None:
+        """Fail at the first entry (C order) where `ok` is False, quoting it."""
+        if not ok.all():
+            index = np.unravel_index(np.argmin(ok), ok.shape)
+            where = f" at index {list(map(int, index))}" if ok.ndim else ""
+            self.fail(h5path, f"{rule}; found {value[index]}{where}")
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent.rstrip('/')}/{name}"
+
+
+def _basename(obj) -> str:
+    return obj.name.rsplit("/", 1)[-1]
+
+
+# -- writer ------------------------------------------------------------------
+
+
+def write_network(path, network: Network) -> None:
+    """Write `network` as a version-1 file; `read_network` gives it back equal.
+
+    Floats are stored as float32 when that is exact, else as float64;
+    parameters keep their compact form (scalar, [C] or full shape). The
+    writer does not validate: read the file back to check it.
+    """
+    with h5py.File(path, "w") as h5:
+        for h5path, (attrs, datasets) in _layout(network).items():
+            group = h5.require_group(h5path)
+            for name, value in attrs.items():
+                if value is not None:
+                    group.attrs[name] = _attribute(value)
+            for name, value in datasets.items():
+                if value is not None:
+                    group.create_dataset(name, data=_stored(value))
+
+
+def _layout(net: Network) -> dict[str, tuple[dict, dict]]:
+    """Every group of the file: its attributes and datasets (None: left out).
+
+    The one place that decides what goes into a file; the root carries the
+    format name and version, so no file can be written without them.
+    """
+    layout = {
+        "/": ({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "producer": net.producer}, {}),
+        "/populations": ({}, {}),
+        "/projections": ({}, {}),
+    }
+    for pop in net.populations:
+        names = _POPULATION_ATTRS + _POPULATION_KIND_ATTRS[pop.kind]
+        params = NEURON_PARAMETERS if pop.kind in _WITH_PARAMETERS else ()
+        layout[f"/populations/{pop.name}"] = (_fields(pop, names), _fields(pop, params))
+    for proj in net.projections:
+        names = _PROJECTION_ATTRS + _PROJECTION_KIND_ATTRS[proj.kind]
+        attrs = {**_fields(proj, names), "scale": float(proj.scale)}
+        layout[f"/projections/{proj.name}"] = (attrs, _fields(proj, _PROJECTION_DATASETS[proj.kind]))
+    layout["/readout"] = ({"population": net.output}, {"output_scale": net.output_scale})
+    if net.samples is not None:
+        inputs = np.asarray(net.samples.inputs, dtype=np.float32)  # the format's sample type
+        layout["/samples"] = ({}, {"inputs": inputs, "labels": net.samples.labels})
+    if net.ann is not None:
+        ann = net.ann
+        attrs = {
+            "macs": ann.macs,
+            "accuracy": None if ann.accuracy is None else float(ann.accuracy),
+            "layer_macs": json.dumps(ann.layer_macs) if ann.layer_macs else None,
+        }
+        layout["/ann"] = (attrs, {"lambda": ann.lambdas, "outputs": ann.outputs})
+    if net.meta:
+        layout["/meta"] = ({"conversion": json.dumps(net.meta)}, {})
+    return layout
+
+
+def _fields(obj, names: tuple[str, ...]) -> dict:
+    return {name: getattr(obj, name) for name in names}
+
+
+def _attribute(value):
+    """Python values as the format's attribute types: int64, float64, UTF-8 text."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return np.asarray(value, dtype=np.int64)
+    if isinstance(value, (int, np.integer)):
+        return np.int64(value)
+    return np.float64(value)
+
+
+def _stored(value) -> np.ndarray:
+    """Floats as float32 when that is exact (the norm), else float64; integers as int64."""
+    value = np.asarray(value)
+    if value.dtype.kind in "iu":
+        return value.astype(np.int64)
+    if value.dtype.kind == "f" and value.dtype != np.float32:
+        single = value.astype(np.float32)
+        if np.array_equal(single, value, equal_nan=True):
+            return single
+    return value
