@@ -56,12 +56,14 @@ def main():
 def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, progress):
     """Simulate FILE and report accuracy at every step and exact event and operation counts."""
     network = read_network(file)
-    data, labels = load_inputs(inputs) if inputs else (None, None)
+    if inputs:
+        data, labels = load_inputs(inputs)
+    elif network.samples is not None:
+        data, labels = network.samples.inputs, network.samples.labels
+    else:
+        raise click.UsageError(f"{file} carries no /samples: give --inputs")
     if n_samples is not None:
-        source = data if data is not None else (network.samples.inputs if network.samples else None)
-        if source is not None:
-            labels = labels if data is not None else (network.samples.labels if network.samples else None)
-            data, labels = source[:n_samples], None if labels is None else labels[:n_samples]
+        data, labels = data[:n_samples], None if labels is None else labels[:n_samples]
     show_progress = sys.stderr.isatty() if progress is None else progress
     result = simulate(network, data, labels, timesteps=timesteps, encoder=encoder, seed=seed, threads=threads,
                       dtype=dtype, progress=show_progress)

@@ -67,7 +67,7 @@ class Plan(NamedTuple):
     proj_geom: np.ndarray     # [Q, GEOMETRY_FIELDS]
     proj_woff: np.ndarray     # [Q] offset into weights
     proj_roff: np.ndarray     # [Q] offset into sparse row pointers
-    proj_pool_w: np.ndarray   # [Q] scale / (kh * kw) for avgpool
+    proj_fixed_w: np.ndarray  # [Q] weight of weightless projections: scale / (kh * kw) for avgpool, scale for identity
     weights: np.ndarray       # dense and conv weights, source-major, scale folded in
     sparse_ptr: np.ndarray    # CSR row pointers, absolute offsets into sparse_idx / sparse_w
     sparse_idx: np.ndarray    # CSR target indices (internal order)
@@ -104,7 +104,7 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
 
     projections = network.projections
     weights, sparse_ptr, sparse_idx, sparse_w = [], [], [], []
-    woff, roff, pool_w = [], [], []
+    woff, roff, fixed_w = [], [], []
     geom = np.zeros((len(projections), GEOMETRY_FIELDS), dtype=np.int64)
     n_weights = n_rows = n_entries = 0
     for q, proj in enumerate(projections):
@@ -112,7 +112,7 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
         geom[q] = _geometry(proj, src, tgt)
         woff.append(n_weights)
         roff.append(n_rows)
-        pool_w.append(proj.scale / (proj.kernel[0] * proj.kernel[1]) if proj.kind == "avgpool2d" else proj.scale)
+        fixed_w.append(proj.scale / (proj.kernel[0] * proj.kernel[1]) if proj.kind == "avgpool2d" else proj.scale)
         if proj.kind == "sparse":
             ptr, idx, w = _sparse_rows(proj, order[index[proj.source]], order[index[proj.target]])
             sparse_ptr.append(ptr + n_entries)  # absolute offsets into sparse_idx / sparse_w
@@ -162,7 +162,7 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
         proj_geom=geom,
         proj_woff=ints(woff),
         proj_roff=ints(roff),
-        proj_pool_w=np.asarray(pool_w, dtype=dtype),
+        proj_fixed_w=np.asarray(fixed_w, dtype=dtype),
         weights=_concat(weights, dtype),
         sparse_ptr=_concat(sparse_ptr, np.int64),
         sparse_idx=_concat(sparse_idx, np.int64),

@@ -117,7 +117,7 @@ def analog_current(plan, x, current, input_ops, rows, row_taps, cols, col_taps):
             base = plan.pop_soff[r] + u * plan.pop_size[r]
             for i in range(plan.pop_size[inp]):
                 ops = deliver_one(plan.proj_kind[q], plan.weights, plan.proj_woff[q], plan.pop_size[r],
-                                  plan.proj_geom[q], plan.proj_pool_w[q], plan.sparse_ptr, plan.sparse_idx,
+                                  plan.proj_geom[q], plan.proj_fixed_w[q], plan.sparse_ptr, plan.sparse_idx,
                                   plan.sparse_w, plan.proj_roff[q], i, x[i], current, base,
                                   rows, row_taps, cols, col_taps)
                 if u == 0:
@@ -285,7 +285,7 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
                                            proj_counts[t, q])
                 else:
                     push(plan.proj_kind[q], plan.weights, plan.proj_woff[q], size[r], plan.proj_geom[q],
-                         plan.proj_pool_w[q], plan.sparse_ptr, plan.sparse_idx, plan.sparse_w, plan.proj_roff[q],
+                         plan.proj_fixed_w[q], plan.sparse_ptr, plan.sparse_idx, plan.sparse_w, plan.proj_roff[q],
                          ev_idx, ev_coef, ev_tag, ev_val, ebase, stop, v, soff[r], soff[r] + size[r],
                          plan.pop_kind[r] == BIF, rows, row_taps, cols, col_taps, proj_counts[t, q])
         row = t if trace else 0
