@@ -26,7 +26,7 @@ from evsim.plan import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, G_CIN,
 
 
 @kernel
-def deliver_one(kind, weights, woff, n_out, g, pool_w, sparse_ptr, sparse_idx, sparse_w, roff,
+def deliver_one(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
                 i, value, v, vbase, rows, row_taps, cols, col_taps):
     """Deliver one event (internal source index `i`) into the units at `vbase`; return its fan-out."""
     if kind == DENSE:
@@ -34,17 +34,17 @@ def deliver_one(kind, weights, woff, n_out, g, pool_w, sparse_ptr, sparse_idx, s
     if kind == CONV2D:
         return deliver_conv(weights, woff, g, i, value, v, vbase, rows, row_taps, cols, col_taps)
     if kind == AVGPOOL2D:
-        return deliver_avgpool(pool_w, g, i, value, v, vbase, rows, row_taps, cols, col_taps)
+        return deliver_avgpool(fixed_w, g, i, value, v, vbase, rows, row_taps, cols, col_taps)
     if kind == SPARSE:
         return deliver_sparse(sparse_ptr, sparse_idx, sparse_w, roff, i, value, v, vbase)
     if kind == IDENTITY:
-        v[vbase + i] += pool_w * value
+        v[vbase + i] += fixed_w * value
         return 1
     return 0
 
 
 @kernel
-def push(kind, weights, woff, n_out, g, pool_w, sparse_ptr, sparse_idx, sparse_w, roff,
+def push(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
          ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base, bif_target,
          rows, row_taps, cols, col_taps, counts):
     """Deliver events `start..stop` through one projection, adding unit updates to `counts[t, q]`.
@@ -57,10 +57,10 @@ def push(kind, weights, woff, n_out, g, pool_w, sparse_ptr, sparse_idx, sparse_w
     for e in range(start, stop):
         i, value, tag = ev_idx[e], ev_val[e], ev_tag[e]
         base = b_base if bif_target and tag == TAG_A else a_base
-        ops = deliver_one(kind, weights, woff, n_out, g, pool_w, sparse_ptr, sparse_idx, sparse_w, roff,
+        ops = deliver_one(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
                           i, value, v, base, rows, row_taps, cols, col_taps)
         if bif_target and tag == TAG_NONE:
-            ops += deliver_one(kind, weights, woff, n_out, g, pool_w, sparse_ptr, sparse_idx, sparse_w, roff,
+            ops += deliver_one(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
                                i, value, v, b_base, rows, row_taps, cols, col_taps)
         if kind == AVGPOOL2D:
             counts[POOL_OPS] += ops
