@@ -1,89 +1,155 @@
 """Small, pure jitted kernels: event delivery per projection kind, the fire rule, input encoders.
 
-Every delivery kernel adds `w * value` of ONE source event to a target state
-vector `v` starting at `vbase` and returns its fan-out (structural synapses
-reached), so the count is made exactly where the work happens. Indices are
-internal (channels-last) positions; see evsim/plan.py for the layouts.
+The delivery kernels (`push_*`) add `w * value` of each event of a source to
+the target's state vector `v` and count, where the work happens, the unit
+updates (fan-out x units reached) each event costs. Indices are internal
+(channels-last) positions; see evsim/plan.py for the layouts.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba.extending import register_jitable
 
+from evsim.counters import AC_OPS, POOL_OPS, SCALED_OPS, TAG_A, TAG_B
 from evsim.jit import kernel
-from evsim.plan import (G_CIN, G_COUT, G_DH, G_DW, G_GROUPS, G_HIN, G_HOUT, G_KH, G_KW, G_PH, G_PW, G_SH,
+from evsim.plan import (G_CIN, G_COUT, G_GROUPS, G_HIN, G_KH, G_KW, G_PH, G_PW, G_SH,
                         G_SW, G_WIN, G_WOUT)
 
 
 @kernel
-def window_hits(pos, pad, k, dilation, stride, n_out, outs, taps):
-    """Along one axis, the outputs whose window holds input `pos`, and the kernel tap that reaches it.
+def add_scaled(target, source, value):
+    """target += source * value, elementwise over equal-length slices.
 
-    Fills `outs[:n]`, `taps[:n]` and returns `n`. Borders are exact: padding
-    positions and outputs past the edge are never produced.
+    Indexing slices by `range` (never `base + o`) lets LLVM drop Numba's
+    negative-index check and vectorise; `value` is cast to the state's dtype
+    so float32 runs stay in float32 (together, 4x faster delivery).
     """
-    n = 0
-    for tap in range(k):
-        num = pos + pad - tap * dilation
-        if num < 0:
-            break  # later taps reach even earlier outputs
-        if num % stride == 0 and num // stride < n_out:
-            outs[n] = num // stride
-            taps[n] = tap
-            n += 1
-    return n
+    value = target.dtype.type(value)
+    for o in range(target.size):
+        target[o] += source[o] * value
 
 
 @kernel
-def deliver_dense(weights, woff, n_out, i, value, v, vbase):
-    row = woff + i * n_out
-    for o in range(n_out):
-        v[vbase + o] += weights[row + o] * value
-    return n_out
+def target_bases(tag, bif_target, a_base, b_base):
+    """Where an event's units start: (first, second or -1), by the A/B wiring rule.
+
+    A bif target's A units (at `a_base`) take B events, its B units (at
+    `b_base`) take A events, and untagged events reach both. Any other target
+    has one unit.
+    """
+    if not bif_target:
+        return a_base, -1
+    if tag == TAG_A:
+        return b_base, -1
+    if tag == TAG_B:
+        return a_base, -1
+    return a_base, b_base
 
 
 @kernel
-def deliver_conv(weights, woff, g, i, value, v, vbase, rows, row_taps, cols, col_taps):
-    """One event at internal position `i` of a conv2d source: per kernel tap, a contiguous Cout/groups add."""
-    cin, win = g[G_CIN], g[G_WIN]
-    c = i % cin
-    x = (i // cin) % win
-    y = i // (cin * win)
-    n_rows = window_hits(y, g[G_PH], g[G_KH], g[G_DH], g[G_SH], g[G_HOUT], rows, row_taps)
-    n_cols = window_hits(x, g[G_PW], g[G_KW], g[G_DW], g[G_SW], g[G_WOUT], cols, col_taps)
-    cout = g[G_COUT]
-    cout_g = cout // g[G_GROUPS]
-    first_out = (c // (cin // g[G_GROUPS])) * cout_g
-    for a in range(n_rows):
-        for b in range(n_cols):
-            vb = vbase + (rows[a] * g[G_WOUT] + cols[b]) * cout + first_out
-            wb = woff + ((c * g[G_KH] + row_taps[a]) * g[G_KW] + col_taps[b]) * cout_g
-            for o in range(cout_g):
-                v[vb + o] += weights[wb + o] * value
-    return n_rows * n_cols * cout_g
+def count_ops(counts, pool, coef, ops):
+    """Charge `ops` unit updates: pool_ops for pools, scaled_ops for |c| > 1, else ac_ops."""
+    if pool:
+        counts[POOL_OPS] += ops
+    elif abs(coef) > 1:
+        counts[SCALED_OPS] += ops
+    else:
+        counts[AC_OPS] += ops
 
+
+# The push_* kernels deliver the events `start..stop` of one population through
+# one projection (one kernel per projection kind, dispatched once per projection
+# and step, never per event: a per-event dispatch over all kinds cost ~200 ns
+# of call overhead per event). Each adds its unit updates to `counts` and
+# follows the wiring rule of `target_bases`.
 
 @kernel
-def deliver_avgpool(pool_w, g, i, value, v, vbase, rows, row_taps, cols, col_taps):
-    """One event into every pooled neuron whose window holds it (same channel)."""
-    cin, win = g[G_CIN], g[G_WIN]
-    c = i % cin
-    x = (i // cin) % win
-    y = i // (cin * win)
-    n_rows = window_hits(y, g[G_PH], g[G_KH], 1, g[G_SH], g[G_HOUT], rows, row_taps)
-    n_cols = window_hits(x, g[G_PW], g[G_KW], 1, g[G_SW], g[G_WOUT], cols, col_taps)
-    for a in range(n_rows):
-        for b in range(n_cols):
-            v[vbase + (rows[a] * g[G_WOUT] + cols[b]) * cin + c] += pool_w * value
-    return n_rows * n_cols
-
-
-@kernel
-def deliver_sparse(sparse_ptr, sparse_idx, sparse_w, roff, i, value, v, vbase):
-    start, stop = sparse_ptr[roff + i], sparse_ptr[roff + i + 1]
+def push_dense(weights, woff, n_out, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base,
+               bif_target, counts):
     for e in range(start, stop):
-        v[vbase + sparse_idx[e]] += sparse_w[e] * value
-    return stop - start
+        row = woff + ev_idx[e] * n_out
+        first, second = target_bases(ev_tag[e], bif_target, a_base, b_base)
+        add_scaled(v[first:first + n_out], weights[row:row + n_out], ev_val[e])
+        if second >= 0:
+            add_scaled(v[second:second + n_out], weights[row:row + n_out], ev_val[e])
+        count_ops(counts, False, ev_coef[e], n_out * (2 if second >= 0 else 1))
+
+
+@kernel
+def push_conv(weights, woff, g, table, rows, cols, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v,
+              a_base, b_base, bif_target, counts):
+    """Conv2d from the kernel (weight sharing): per event and tap, a contiguous Cout/groups add.
+
+    `rows`/`cols` are the offsets of the projection's hit tables in `table`
+    (evsim.plan.axis_hits): the outputs each input row / column reaches.
+    """
+    cin, win, cout = g[G_CIN], g[G_WIN], g[G_COUT]
+    cout_g = cout // g[G_GROUPS]
+    cin_g = cin // g[G_GROUPS]
+    row_w, col_w = 1 + 2 * g[G_KH], 1 + 2 * g[G_KW]
+    for e in range(start, stop):
+        i = ev_idx[e]
+        c = i % cin
+        rb = rows + (i // (cin * win)) * row_w
+        cb = cols + ((i // cin) % win) * col_w
+        first, second = target_bases(ev_tag[e], bif_target, a_base, b_base)
+        shift = (c // cin_g) * cout_g
+        taps = 0
+        for a in range(table[rb]):
+            out_row, tap_row = table[rb + 1 + 2 * a], table[rb + 2 + 2 * a]
+            for b in range(table[cb]):
+                out = (out_row * g[G_WOUT] + table[cb + 1 + 2 * b]) * cout + shift
+                wb = woff + ((c * g[G_KH] + tap_row) * g[G_KW] + table[cb + 2 + 2 * b]) * cout_g
+                add_scaled(v[first + out:first + out + cout_g], weights[wb:wb + cout_g], ev_val[e])
+                if second >= 0:
+                    add_scaled(v[second + out:second + out + cout_g], weights[wb:wb + cout_g], ev_val[e])
+                taps += 1
+        count_ops(counts, False, ev_coef[e], taps * cout_g * (2 if second >= 0 else 1))
+
+
+@kernel
+def push_avgpool(pool_w, g, table, rows, cols, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base,
+                 bif_target, counts):
+    """Average pool: `pool_w * value` into every pooled neuron (same channel) whose window holds the event."""
+    cin, win = g[G_CIN], g[G_WIN]
+    row_w, col_w = 1 + 2 * g[G_KH], 1 + 2 * g[G_KW]
+    for e in range(start, stop):
+        i = ev_idx[e]
+        c = i % cin
+        rb = rows + (i // (cin * win)) * row_w
+        cb = cols + ((i // cin) % win) * col_w
+        first, second = target_bases(ev_tag[e], bif_target, a_base, b_base)
+        add = pool_w * ev_val[e]
+        for a in range(table[rb]):
+            for b in range(table[cb]):
+                out = (table[rb + 1 + 2 * a] * g[G_WOUT] + table[cb + 1 + 2 * b]) * cin + c
+                v[first + out] += add
+                if second >= 0:
+                    v[second + out] += add
+        count_ops(counts, True, ev_coef[e], table[rb] * table[cb] * (2 if second >= 0 else 1))
+
+
+@kernel
+def push_sparse(sparse_ptr, sparse_idx, sparse_w, roff, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v,
+                a_base, b_base, bif_target, counts):
+    for e in range(start, stop):
+        lo, hi = sparse_ptr[roff + ev_idx[e]], sparse_ptr[roff + ev_idx[e] + 1]
+        first, second = target_bases(ev_tag[e], bif_target, a_base, b_base)
+        for k in range(lo, hi):
+            v[first + sparse_idx[k]] += sparse_w[k] * ev_val[e]
+            if second >= 0:
+                v[second + sparse_idx[k]] += sparse_w[k] * ev_val[e]
+        count_ops(counts, False, ev_coef[e], (hi - lo) * (2 if second >= 0 else 1))
+
+
+@kernel
+def push_identity(scale, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base, bif_target, counts):
+    for e in range(start, stop):
+        first, second = target_bases(ev_tag[e], bif_target, a_base, b_base)
+        v[first + ev_idx[e]] += scale * ev_val[e]
+        if second >= 0:
+            v[second + ev_idx[e]] += scale * ev_val[e]
+        count_ops(counts, False, ev_coef[e], 2 if second >= 0 else 1)
 
 
 @kernel
@@ -130,18 +196,22 @@ def fire(v, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_we
 
     Appends to the event buffer at `ebase + n_events` and returns the new count.
     """
+    units = v[sbase:sbase + size]
+    pos = theta_pos[noff:noff + size]
+    neg = theta_neg[noff:noff + size]
+    sk = units.dtype.type(step_weight)
     for n in range(size):
-        vv = v[sbase + n]
-        th_pos = theta_pos[noff + n] * step_weight
+        vv = units[n]
+        th_pos = pos[n] * sk
         c = 0
         if vv >= th_pos:
             c = coefficient(vv, th_pos, max_coeff)
-            v[sbase + n] = vv - c * th_pos
+            units[n] = vv - c * th_pos
         elif has_neg:
-            th_neg = theta_neg[noff + n] * step_weight
+            th_neg = neg[n] * sk
             if vv <= th_neg:
                 k = coefficient(-vv, -th_neg, max_coeff)
-                v[sbase + n] = vv - k * th_neg
+                units[n] = vv - k * th_neg
                 c = -k
         if c != 0:
             e = ebase + n_events

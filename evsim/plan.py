@@ -67,6 +67,9 @@ class Plan(NamedTuple):
     proj_geom: np.ndarray     # [Q, GEOMETRY_FIELDS]
     proj_woff: np.ndarray     # [Q] offset into weights
     proj_roff: np.ndarray     # [Q] offset into sparse row pointers
+    proj_rows: np.ndarray     # [Q] offset of the projection's row table in window_table (conv and pools)
+    proj_cols: np.ndarray     # [Q] offset of its column table
+    window_table: np.ndarray  # per input row / column: [hits, (out, tap) x hits, padding] (see axis_hits)
     proj_fixed_w: np.ndarray  # [Q] weight of weightless projections: scale / (kh * kw) for avgpool, scale for identity
     weights: np.ndarray       # dense and conv weights, source-major, scale folded in
     sparse_ptr: np.ndarray    # CSR row pointers, absolute offsets into sparse_idx / sparse_w
@@ -105,6 +108,8 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
     projections = network.projections
     weights, sparse_ptr, sparse_idx, sparse_w = [], [], [], []
     woff, roff, fixed_w = [], [], []
+    tables, rows_off, cols_off = [], [], []
+    n_table = 0
     geom = np.zeros((len(projections), GEOMETRY_FIELDS), dtype=np.int64)
     n_weights = n_rows = n_entries = 0
     for q, proj in enumerate(projections):
@@ -112,6 +117,10 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
         geom[q] = _geometry(proj, src, tgt)
         woff.append(n_weights)
         roff.append(n_rows)
+        for offsets, table in zip((rows_off, cols_off), _window_tables(geom[q])):
+            offsets.append(n_table)
+            tables.append(table.reshape(-1))
+            n_table += table.size
         fixed_w.append(proj.scale / (proj.kernel[0] * proj.kernel[1]) if proj.kind == "avgpool2d" else proj.scale)
         if proj.kind == "sparse":
             ptr, idx, w = _sparse_rows(proj, order[index[proj.source]], order[index[proj.target]])
@@ -162,6 +171,9 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
         proj_geom=geom,
         proj_woff=ints(woff),
         proj_roff=ints(roff),
+        proj_rows=ints(rows_off),
+        proj_cols=ints(cols_off),
+        window_table=_concat(tables, np.int64),
         proj_fixed_w=np.asarray(fixed_w, dtype=dtype),
         weights=_concat(weights, dtype),
         sparse_ptr=_concat(sparse_ptr, np.int64),
@@ -184,6 +196,32 @@ def _geometry(proj: Projection, src: Population, tgt: Population) -> np.ndarray:
     row[:] = (cin, hin, win, cout, hout, wout, kh, kw, proj.stride[0], proj.stride[1],
               proj.padding[0], proj.padding[1], dil[0], dil[1], groups)
     return row
+
+
+def axis_hits(n_in: int, pad: int, k: int, dilation: int, stride: int, n_out: int) -> np.ndarray:
+    """Along one axis, for each input position: the outputs whose window holds it and the tap that reaches it.
+
+    Row `pos` is `[hits, out_0, tap_0, out_1, tap_1, ...]` (width 1 + 2k).
+    Borders are exact: padding positions and outputs past the edge never
+    appear. Precomputed so that delivering an event divides nothing.
+    """
+    table = np.zeros((n_in, 1 + 2 * k), dtype=np.int64)
+    for pos in range(n_in):
+        hits = 0
+        for tap in range(k):
+            num = pos + pad - tap * dilation
+            if num >= 0 and num % stride == 0 and num // stride < n_out:
+                table[pos, 1 + 2 * hits:3 + 2 * hits] = num // stride, tap
+                hits += 1
+        table[pos, 0] = hits
+    return table
+
+
+def _window_tables(g: np.ndarray):
+    """Row and column hit tables of a conv or pool geometry (a dense or sparse projection gets trivial ones)."""
+    rows = axis_hits(g[G_HIN], g[G_PH], g[G_KH], g[G_DH], g[G_SH], g[G_HOUT])
+    cols = axis_hits(g[G_WIN], g[G_PW], g[G_KW], g[G_DW], g[G_SW], g[G_WOUT])
+    return rows, cols
 
 
 def _as_chw(shape):

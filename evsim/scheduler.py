@@ -16,63 +16,37 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evsim.counters import (AC_OPS, BIAS_OPS, EVENTS, EVENTS_A, EVENTS_B, INPUT_MACS, INPUT_MACS_DENSE, MASS,
-                            MASS_A, MASS_B, NEURON_UPDATES, POOL_OPS, SCALED_OPS, TAG_A, TAG_B, TAG_NONE)
+from evsim.counters import (BIAS_OPS, EVENTS, EVENTS_A, EVENTS_B, INPUT_MACS, INPUT_MACS_DENSE, MASS,
+                            MASS_A, MASS_B, NEURON_UPDATES, POOL_OPS, TAG_A, TAG_B, TAG_NONE)
 from evsim.jit import kernel, parallel_kernel
-from evsim.kernels import (bernoulli_uniform, deliver_avgpool, deliver_conv, deliver_dense, deliver_sparse, fire,
-                           maxpool_winner, phase_bit, step_weight, window_hits)
-from evsim.plan import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, G_CIN, G_HOUT, G_KH, G_KW, G_PH, G_PW,
-                        G_SH, G_SW, G_WIN, G_WOUT, IDENTITY, INPUT, MAXPOOL2D, RELAY, SPARSE)
+from evsim.kernels import (add_scaled, bernoulli_uniform, fire, maxpool_winner, phase_bit, push_avgpool, push_conv,
+                           push_dense, push_identity, push_sparse, step_weight)
+from evsim.plan import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, G_CIN, G_KH, G_KW, G_WIN, G_WOUT, IDENTITY, INPUT, MAXPOOL2D, RELAY, SPARSE)
 
 
 @kernel
-def deliver_one(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
-                i, value, v, vbase, rows, row_taps, cols, col_taps):
-    """Deliver one event (internal source index `i`) into the units at `vbase`; return its fan-out."""
+def push(kind, weights, woff, n_out, g, table, rows, cols, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
+         ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base, bif_target, counts):
+    """Deliver events `start..stop` through one projection: a single dispatch on its kind."""
     if kind == DENSE:
-        return deliver_dense(weights, woff, n_out, i, value, v, vbase)
-    if kind == CONV2D:
-        return deliver_conv(weights, woff, g, i, value, v, vbase, rows, row_taps, cols, col_taps)
-    if kind == AVGPOOL2D:
-        return deliver_avgpool(fixed_w, g, i, value, v, vbase, rows, row_taps, cols, col_taps)
-    if kind == SPARSE:
-        return deliver_sparse(sparse_ptr, sparse_idx, sparse_w, roff, i, value, v, vbase)
-    if kind == IDENTITY:
-        v[vbase + i] += fixed_w * value
-        return 1
-    return 0
+        push_dense(weights, woff, n_out, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base,
+                   bif_target, counts)
+    elif kind == CONV2D:
+        push_conv(weights, woff, g, table, rows, cols, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v,
+                  a_base, b_base, bif_target, counts)
+    elif kind == AVGPOOL2D:
+        push_avgpool(fixed_w, g, table, rows, cols, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v,
+                     a_base, b_base, bif_target, counts)
+    elif kind == SPARSE:
+        push_sparse(sparse_ptr, sparse_idx, sparse_w, roff, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v,
+                    a_base, b_base, bif_target, counts)
+    elif kind == IDENTITY:
+        push_identity(fixed_w, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base, bif_target, counts)
 
 
 @kernel
-def push(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
-         ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base, bif_target,
-         rows, row_taps, cols, col_taps, counts):
-    """Deliver events `start..stop` through one projection, adding unit updates to `counts[t, q]`.
-
-    Wiring: a bif target's A units (at `a_base`) take B events, its B units
-    (at `b_base`) take A events, and untagged events reach both. Any other
-    target has one unit. Updates are pool_ops for pools, scaled_ops for
-    |c| > 1 and ac_ops otherwise.
-    """
-    for e in range(start, stop):
-        i, value, tag = ev_idx[e], ev_val[e], ev_tag[e]
-        base = b_base if bif_target and tag == TAG_A else a_base
-        ops = deliver_one(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
-                          i, value, v, base, rows, row_taps, cols, col_taps)
-        if bif_target and tag == TAG_NONE:
-            ops += deliver_one(kind, weights, woff, n_out, g, fixed_w, sparse_ptr, sparse_idx, sparse_w, roff,
-                               i, value, v, b_base, rows, row_taps, cols, col_taps)
-        if kind == AVGPOOL2D:
-            counts[POOL_OPS] += ops
-        elif abs(ev_coef[e]) > 1:
-            counts[SCALED_OPS] += ops
-        else:
-            counts[AC_OPS] += ops
-
-
-@kernel
-def gate_maxpool(g, mass, mbase, ev_idx, ev_coef, ev_tag, ev_val, start, stop, relay_base, relay_n,
-                 rows, row_taps, cols, col_taps, counts):
+def gate_maxpool(g, table, rows, cols, mass, mbase, ev_idx, ev_coef, ev_tag, ev_val, start, stop,
+                 relay_base, relay_n, counts):
     """Spiking max-pool: pass each event into every window it is in and wins (most spike mass so far).
 
     Appends passed events to the relay's buffer at `relay_base + relay_n` and
@@ -80,19 +54,19 @@ def gate_maxpool(g, mass, mbase, ev_idx, ev_coef, ev_tag, ev_val, start, stop, r
     winner or not.
     """
     cin, win = g[G_CIN], g[G_WIN]
+    row_w, col_w = 1 + 2 * g[G_KH], 1 + 2 * g[G_KW]
     for e in range(start, stop):
         i = ev_idx[e]
         c = i % cin
-        x = (i // cin) % win
-        y = i // (cin * win)
-        n_rows = window_hits(y, g[G_PH], g[G_KH], 1, g[G_SH], g[G_HOUT], rows, row_taps)
-        n_cols = window_hits(x, g[G_PW], g[G_KW], 1, g[G_SW], g[G_WOUT], cols, col_taps)
-        counts[POOL_OPS] += n_rows * n_cols
-        for a in range(n_rows):
-            for b in range(n_cols):
-                if maxpool_winner(mass, mbase, g, c, rows[a], cols[b]) == i:
+        rb = rows + (i // (cin * win)) * row_w
+        cb = cols + ((i // cin) % win) * col_w
+        counts[POOL_OPS] += table[rb] * table[cb]
+        for a in range(table[rb]):
+            for b in range(table[cb]):
+                out_row, out_col = table[rb + 1 + 2 * a], table[cb + 1 + 2 * b]
+                if maxpool_winner(mass, mbase, g, c, out_row, out_col) == i:
                     r = relay_base + relay_n
-                    ev_idx[r] = (rows[a] * g[G_WOUT] + cols[b]) * cin + c
+                    ev_idx[r] = (out_row * g[G_WOUT] + out_col) * cin + c
                     ev_coef[r] = ev_coef[e]
                     ev_tag[r] = ev_tag[e]
                     ev_val[r] = ev_val[e]
@@ -101,29 +75,39 @@ def gate_maxpool(g, mass, mbase, ev_idx, ev_coef, ev_tag, ev_val, start, stop, r
 
 
 @kernel
-def analog_current(plan, x, current, input_ops, rows, row_taps, cols, col_taps):
+def analog_current(plan, x, current, input_ops):
     """Deliver the analog input once per sample: the constant current of every input projection's targets.
 
-    `input_ops[q]` receives the per-step input MACs of each input projection
-    (nonzero pixels, and all pixels), which the semantics charge every step.
-    A MAC is one product w * x: the A and B units of a bif target share it.
-    Called once per sample, so it may read `plan`.
+    Pixels are pushed as events of value x (nonzero ones first), so the
+    current is built by the same kernels as spikes. `input_ops[q]` receives
+    the per-step input MACs of each input projection (nonzero pixels, and all
+    pixels), which the semantics charge every step. A MAC is one product
+    w * x: the A and B units of a bif target share it. Called once per
+    sample, so it may read `plan`.
     """
+    n = x.size
+    order = np.concatenate((np.flatnonzero(x != 0), np.flatnonzero(x == 0)))
+    n_nonzero = np.count_nonzero(x)
+    ev_coef = np.ones(n, dtype=np.int64)
+    ev_tag = np.zeros(n, dtype=np.int64)
+    ev_val = np.empty(n, dtype=current.dtype)
+    for e in range(n):
+        ev_val[e] = x[order[e]]
     for q in range(plan.proj_kind.size):
-        inp, r = plan.proj_src[q], plan.proj_tgt[q]
-        if plan.pop_kind[inp] != INPUT:
+        r = plan.proj_tgt[q]
+        if plan.pop_kind[plan.proj_src[q]] != INPUT:
             continue
-        for u in range(plan.pop_units[r]):
-            base = plan.pop_soff[r] + u * plan.pop_size[r]
-            for i in range(plan.pop_size[inp]):
-                ops = deliver_one(plan.proj_kind[q], plan.weights, plan.proj_woff[q], plan.pop_size[r],
-                                  plan.proj_geom[q], plan.proj_fixed_w[q], plan.sparse_ptr, plan.sparse_idx,
-                                  plan.sparse_w, plan.proj_roff[q], i, x[i], current, base,
-                                  rows, row_taps, cols, col_taps)
-                if u == 0:
-                    input_ops[q, 1] += ops
-                    if x[i] != 0:
-                        input_ops[q, 0] += ops
+        ops = np.zeros((2, 3), dtype=np.int64)  # nonzero pixels, zero pixels; ac / scaled / pool slots
+        for part in range(2):
+            start, stop = (0, n_nonzero) if part == 0 else (n_nonzero, n)
+            push(plan.proj_kind[q], plan.weights, plan.proj_woff[q], plan.pop_size[r], plan.proj_geom[q],
+                 plan.window_table, plan.proj_rows[q], plan.proj_cols[q], plan.proj_fixed_w[q],
+                 plan.sparse_ptr, plan.sparse_idx, plan.sparse_w, plan.proj_roff[q],
+                 order, ev_coef, ev_tag, ev_val, start, stop, current, plan.pop_soff[r],
+                 plan.pop_soff[r] + plan.pop_size[r], plan.pop_kind[r] == BIF, ops[part])
+        units = plan.pop_units[r]
+        input_ops[q, 0] = ops[0].sum() // units
+        input_ops[q, 1] = ops.sum() // units
 
 
 @kernel
@@ -152,12 +136,10 @@ def encode(encoder, x, input_chw, period, sample, seed, t, sk, ev_idx, ev_coef, 
 def integrate(v, current, bias, soff, noff, size, units, analog, biased, sk):
     """Add this step's analog current and bias, weighted by S_k, to every unit (A and B alike)."""
     if analog:
-        for j in range(soff, soff + size * units):
-            v[j] += current[j] * sk
+        add_scaled(v[soff:soff + size * units], current[soff:soff + size * units], sk)
     if biased:
         for u in range(units):
-            for n in range(size):
-                v[soff + u * size + n] += bias[noff + n] * sk
+            add_scaled(v[soff + u * size:soff + (u + 1) * size], bias[noff:noff + size], sk)
 
 
 @kernel
@@ -230,18 +212,12 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
     ev_idx = np.empty(2 * n_neurons, dtype=np.int64)
     ev_coef = np.empty(2 * n_neurons, dtype=np.int64)
     ev_tag = np.empty(2 * n_neurons, dtype=np.int64)
-    ev_val = np.empty(2 * n_neurons, dtype=np.float64)
+    ev_val = np.empty(2 * n_neurons, dtype=plan.weights.dtype)
     ev_n = np.zeros(n_pops, dtype=np.int64)
-    k = 1
-    if plan.proj_kind.size:
-        k = max(1, plan.proj_geom[:, G_KH].max(), plan.proj_geom[:, G_KW].max())
-    rows, row_taps = np.empty(k, np.int64), np.empty(k, np.int64)
-    cols, col_taps = np.empty(k, np.int64), np.empty(k, np.int64)
-
     analog = encoder == ANALOG
     input_ops = np.zeros((plan.proj_kind.size, 2), dtype=np.int64)
     if analog:
-        analog_current(plan, x, current, input_ops, rows, row_taps, cols, col_taps)
+        analog_current(plan, x, current, input_ops)
     record_spikes = spike_coef.shape[1] > 0
     out, order = plan.output_pop, plan.output_internal
     trace = readout_v.shape[0] == timesteps
@@ -280,14 +256,15 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
                 q = plan.out_proj[o]
                 r = plan.proj_tgt[q]
                 if plan.proj_kind[q] == MAXPOOL2D:
-                    ev_n[r] = gate_maxpool(plan.proj_geom[q], mass, noff[p], ev_idx, ev_coef, ev_tag, ev_val,
-                                           ebase, stop, 2 * noff[r], ev_n[r], rows, row_taps, cols, col_taps,
-                                           proj_counts[t, q])
+                    ev_n[r] = gate_maxpool(plan.proj_geom[q], plan.window_table, plan.proj_rows[q],
+                                           plan.proj_cols[q], mass, noff[p], ev_idx, ev_coef, ev_tag, ev_val,
+                                           ebase, stop, 2 * noff[r], ev_n[r], proj_counts[t, q])
                 else:
                     push(plan.proj_kind[q], plan.weights, plan.proj_woff[q], size[r], plan.proj_geom[q],
-                         plan.proj_fixed_w[q], plan.sparse_ptr, plan.sparse_idx, plan.sparse_w, plan.proj_roff[q],
+                         plan.window_table, plan.proj_rows[q], plan.proj_cols[q], plan.proj_fixed_w[q],
+                         plan.sparse_ptr, plan.sparse_idx, plan.sparse_w, plan.proj_roff[q],
                          ev_idx, ev_coef, ev_tag, ev_val, ebase, stop, v, soff[r], soff[r] + size[r],
-                         plan.pop_kind[r] == BIF, rows, row_taps, cols, col_taps, proj_counts[t, q])
+                         plan.pop_kind[r] == BIF, proj_counts[t, q])
         row = t if trace else 0
         record_readout(v, mass, soff[out], noff[out], order, readout_v[row], readout_mass[row])
         pred[t] = predict(v, mass, soff[out], noff[out], order, plan.pop_fires[out] == 1)

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from evsim.kernels import bernoulli_uniform, coefficient, phase_bit, window_hits
+from evsim.kernels import bernoulli_uniform, coefficient, phase_bit
+from evsim.plan import axis_hits
 from evsim.network import Network, Population, Projection
 from evsim.simulate import simulate
 
@@ -22,13 +23,14 @@ def test_coefficient_is_exact_whatever_division_rounds_to():
 
 
 @pytest.mark.parametrize("k,dilation,stride,pad,n_in", [(3, 1, 1, 1, 7), (5, 1, 2, 2, 9), (3, 2, 2, 2, 8), (2, 1, 2, 0, 6), (4, 2, 3, 1, 11)])
-def test_window_hits_matches_brute_force(k, dilation, stride, pad, n_in):
+def test_window_tables_match_brute_force(k, dilation, stride, pad, n_in):
     n_out = (n_in + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-    outs, taps = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    table = axis_hits(n_in, pad, k, dilation, stride, n_out)
     for pos in range(n_in):
-        n = window_hits(pos, pad, k, dilation, stride, n_out, outs, taps)
+        hits = table[pos, 0]
+        got = set(zip(table[pos, 1:1 + 2 * hits:2].tolist(), table[pos, 2:2 + 2 * hits:2].tolist()))
         want = {(o, tap) for o in range(n_out) for tap in range(k) if o * stride - pad + tap * dilation == pos}
-        assert set(zip(outs[:n].tolist(), taps[:n].tolist())) == want
+        assert got == want
 
 
 def test_bernoulli_stream_is_one_definition_jitted_and_numpy():

@@ -107,7 +107,7 @@ def read_network(path, limits: FormatLimits = DEFAULT_LIMITS) -> Network:
     """Read and validate a converted-network file (docs/format.md).
 
     Returns a `Network` with populations sorted by `order` and projections
-    by name. Raises `FormatError` (file, HDF5 path, problem) for anything
+    by (source order, target order, name). Raises `FormatError` (file, HDF5 path, problem) for anything
     that breaks the format, including files that are not HDF5 at all.
     """
     path = Path(path)
@@ -153,6 +153,8 @@ class _Reader:
         by_name = {p.name: p for p in pops}
         group = self.child(root, "projections", h5py.Group)
         projs = [self.element(group, name, self.projection, by_name) for name in sorted(self.members(group))]
+        # HDF5 keeps no member order: list projections in data-flow order, which reports follow
+        projs.sort(key=lambda q: (by_name[q.source].order, by_name[q.target].order, q.name))
         net = Network(populations=tuple(pops), projections=tuple(projs), output="")
         self.check_graph(net)
         output, output_scale = self.optional(root, "readout", self.readout, net) or (self.default_output(net), None)
