@@ -118,6 +118,8 @@ def encode(encoder, x, input_chw, period, sample, seed, t, sk, ev_idx, ev_coef, 
         xi = x[i]
         c = 0
         if encoder == BERNOULLI:
+            if xi == 0:
+                continue  # can never spike: skip the hash (results unchanged)
             u = bernoulli_uniform(np.uint64(seed), np.uint64(sample), np.uint64(t), np.uint64(input_chw[i]))
             if u < abs(xi):
                 c = 1 if xi > 0 else -1

@@ -29,6 +29,8 @@ def assert_same(a, b, where="network"):
         assert np.array_equal(a, b), where
     elif isinstance(a, tuple):
         assert len(a) == len(b), where
+        if where.endswith(".projections"):  # HDF5 keeps no member order: compare by name
+            a, b = (sorted(x, key=lambda q: q.name) for x in (a, b))
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same(x, y, f"{where}[{i}]")
     else:
@@ -136,7 +138,9 @@ def test_reads_saved_version_1_example():
     assert (p1.max_coeff, p1.theta_pos, p1.bias.tolist()) == (0, 0.75, [0.0, 0.125])
     assert h.max_coeff == 3 and h.theta_pos.tolist() == [1.0, 1.0, 0.5, 0.5, 0.25]
     assert out.mode == "potential" and out.theta_pos is None and out.bias.tolist() == [0.0, 0.0625, -0.0625]
-    conv, fc, pool, skip, sp = net.projections  # by name
+    # data-flow order: by source order, then target order, then name
+    assert [q.name for q in net.projections] == ["conv", "pool", "fc", "skip", "sp"]
+    conv, fc, pool, skip, sp = (next(q for q in net.projections if q.name == n) for n in ("conv", "fc", "pool", "skip", "sp"))
     assert (conv.kind, conv.source, conv.target, conv.stride, conv.padding, conv.groups) == (
         "conv2d", "in", "c1", (1, 1), (0, 0), 1)
     assert np.array_equal(conv.weight, ramp(2, 1, 3, 3)) and np.array_equal(fc.weight, ramp(5, 8))
