@@ -1,0 +1,48 @@
+"""Derived measures against small cases worked by hand or by plain NumPy."""
+import numpy as np
+import pytest
+
+from evsim.metrics import (accuracy_curve, cosine_similarity, decision_times, early_decision_latency,
+                           mean_abs_difference, readout_estimates, step_weights)
+
+
+def test_accuracy_curve():
+    pred = np.array([[0, 1, 1], [2, 2, 0]])
+    assert accuracy_curve(pred, np.array([1, 2])).tolist() == [0.5, 1.0, 0.5]
+
+
+@pytest.mark.parametrize("tolerance,expected", [(0.0, 5), (0.05, 4), (0.1, 4), (0.15, 2), (0.5, 1)])
+def test_early_decision_latency(tolerance, expected):
+    acc = np.array([0.5, 0.9, 0.85, 0.95, 0.98, 0.98])  # ANN at 0.98
+    assert early_decision_latency(acc, 0.98, tolerance) == expected
+
+
+def test_latency_is_none_when_the_end_is_below():
+    assert early_decision_latency(np.array([0.99, 0.97]), 0.98, 0.0) is None
+    # an SNN above its ANN is within any tolerance
+    assert early_decision_latency(np.array([0.99, 0.99]), 0.98, 0.0) == 1
+
+
+def test_decision_times():
+    pred = np.array([[3, 3, 3, 3],    # never changes: decided at 1
+                     [1, 2, 2, 2],    # last change between t=1 and t=2: 2
+                     [1, 2, 1, 2],    # changes up to the end: 4
+                     [0, 0, 5, 5]])   # 3
+    assert decision_times(pred).tolist() == [1, 2, 4, 3]
+
+
+def test_step_weights_rate_and_phase():
+    assert step_weights(3, "rate", 1).tolist() == [1, 2, 3]
+    assert step_weights(4, "phase", 2).tolist() == [0.5, 0.75, 1.25, 1.5]
+
+
+def test_estimates_cosine_and_difference_by_hand():
+    drive = np.array([[[2.0, 0.0], [2.0, 2.0]]])          # one sample, T=2, N=2
+    est = readout_estimates(drive, np.array([1.0, 2.0]), np.array([1.0, 3.0]))
+    np.testing.assert_allclose(est, [[[2.0, 0.0], [1.0, 3.0]]])
+    ann = np.array([[1.0, 3.0]])
+    cos = cosine_similarity(est, ann)
+    np.testing.assert_allclose(cos, [[2.0 / (2.0 * np.sqrt(10.0)), 1.0]])
+    np.testing.assert_allclose(mean_abs_difference(est, ann), [[(1.0 + 3.0) / 2, 0.0]])
+    # a silent readout has no direction: cosine 0, not NaN
+    assert cosine_similarity(np.zeros((1, 1, 2)), ann).tolist() == [[0.0]]
