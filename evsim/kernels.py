@@ -190,13 +190,16 @@ def coefficient(excess, threshold, max_coeff):
 
 
 @kernel
-def fire(v, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_weight, tag,
+def fire(v, discharged, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_weight, tag,
          ev_idx, ev_coef, ev_tag, ev_val, ebase, n_events):
     """Compare every unit with this step's thresholds, emit events, reset by subtraction.
 
-    Appends to the event buffer at `ebase + n_events` and returns the new count.
+    Appends to the event buffer at `ebase + n_events` and returns the new
+    count. `discharged` accumulates what the resets took (c x threshold), so
+    that potential - v_init + discharged is the input a unit integrated.
     """
     units = v[sbase:sbase + size]
+    out = discharged[sbase:sbase + size]
     pos = theta_pos[noff:noff + size]
     neg = theta_neg[noff:noff + size]
     sk = units.dtype.type(step_weight)
@@ -207,11 +210,13 @@ def fire(v, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_we
         if vv >= th_pos:
             c = coefficient(vv, th_pos, max_coeff)
             units[n] = vv - c * th_pos
+            out[n] += c * th_pos
         elif has_neg:
             th_neg = neg[n] * sk
             if vv <= th_neg:
                 k = coefficient(-vv, -th_neg, max_coeff)
                 units[n] = vv - k * th_neg
+                out[n] += k * th_neg
                 c = -k
         if c != 0:
             e = ebase + n_events

@@ -28,10 +28,14 @@ class SimulationResult:
     labels: Optional[np.ndarray]          # [n]
     readout_v: np.ndarray                 # [n, N] output potentials after the last step
     readout_mass: np.ndarray              # [n, N] output spike mass after the last step
+    readout_estimate: np.ndarray          # [n, N] ANN outputs estimated after the last step (metrics.readout_estimates)
     pop_counts_per_step: np.ndarray       # [T, P, len(POPULATION_COUNTERS)]
     proj_counts_per_step: np.ndarray      # [T, Q, len(PROJECTION_COUNTERS)]
     pop_counts_per_sample: np.ndarray     # [n, P, len(POPULATION_COUNTERS)]
     proj_counts_per_sample: np.ndarray    # [n, Q, len(PROJECTION_COUNTERS)]
+    ann_outputs: Optional[np.ndarray] = None     # [n, N] the ANN's outputs on these samples
+    cosine: Optional[np.ndarray] = None          # [n, T] cos(estimate after t steps, ANN output)
+    abs_difference: Optional[np.ndarray] = None  # [n, T] mean |estimate - ANN output|
     population_kinds: list[str] = field(default_factory=list)
     projection_kinds: list[str] = field(default_factory=list)
     ann_macs: Optional[int] = None

@@ -182,20 +182,27 @@ def predict(v, mass, soff, noff, order, by_mass):
 
 
 @kernel
-def record_readout(v, mass, soff, noff, order, readout_v, readout_mass):
-    """Output potentials (A units for a bif output) and spike mass, in C-major order."""
+def record_readout(v, discharged, v_init, mass, soff, noff, order, readout_v, readout_mass, readout_drive):
+    """Output potentials (A units for a bif output), spike mass and drive, in C-major order.
+
+    The drive is the input integrated so far: potential - v_init + what the
+    resets discharged (docs/metrics.md).
+    """
     for j in range(order.size):
-        readout_v[j] = v[soff + order[j]]
+        a = soff + order[j]
+        readout_v[j] = v[a]
         readout_mass[j] = mass[noff + order[j]]
+        readout_drive[j] = v[a] - v_init[noff + order[j]] + discharged[a]
 
 
 @kernel
 def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj_counts,
-               readout_v, readout_mass, spike_coef, spike_val):
+               readout_v, readout_mass, readout_drive, spike_coef, spike_val):
     """Simulate one sample for `timesteps` steps, writing into this sample's output slices.
 
     `readout_v`/`readout_mass` have T rows (full trace) or 1 row (final state
-    only); `spike_coef`/`spike_val` are [T, slots] when spikes are recorded, else [1, 0].
+    only); `readout_drive` has T rows; `spike_coef`/`spike_val` are [T, slots] when spikes
+    are recorded, else [1, 0].
     Only this function reads `plan`: the kernels it calls take the arrays and
     scalars they need, because passing the whole plan to a call costs a
     reference-count update per array, per call (it dominated small networks).
@@ -209,6 +216,7 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
         for u in range(units[p]):
             v[soff[p] + u * size[p]:soff[p] + (u + 1) * size[p]] = plan.v_init[noff[p]:noff[p] + size[p]]
     current = np.zeros(n_units, dtype=plan.weights.dtype)
+    discharged = np.zeros(n_units, dtype=np.float64)
     mass = np.zeros(n_neurons, dtype=np.int64)
     # Event buffers: 2 slots per neuron (a bif pair, or a relay fed by one, can pass A and B).
     ev_idx = np.empty(2 * n_neurons, dtype=np.int64)
@@ -247,7 +255,7 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
                     unit, tag = 0, TAG_NONE
                     if kind == BIF:
                         unit, tag = (0, TAG_A) if (t // plan.pop_period[p]) % 2 == 1 else (1, TAG_B)
-                    ev_n[p] = fire(v, soff[p] + unit * size[p], plan.theta_pos, plan.theta_neg, noff[p], size[p],
+                    ev_n[p] = fire(v, discharged, soff[p] + unit * size[p], plan.theta_pos, plan.theta_neg, noff[p], size[p],
                                    plan.pop_has_neg[p], plan.pop_max_coeff[p], sk, tag,
                                    ev_idx, ev_coef, ev_tag, ev_val, ebase, 0)
                     pop_counts[t, p, NEURON_UPDATES] = size[p]
@@ -268,14 +276,15 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
                          ev_idx, ev_coef, ev_tag, ev_val, ebase, stop, v, soff[r], soff[r] + size[r],
                          plan.pop_kind[r] == BIF, proj_counts[t, q])
         row = t if trace else 0
-        record_readout(v, mass, soff[out], noff[out], order, readout_v[row], readout_mass[row])
+        record_readout(v, discharged, plan.v_init, mass, soff[out], noff[out], order, readout_v[row],
+                       readout_mass[row], readout_drive[t])
         pred[t] = predict(v, mass, soff[out], noff[out], order, plan.pop_fires[out] == 1)
 
 
 @parallel_kernel
 def run_batch(plan, inputs, samples, seed, encoder, timesteps, pred, pop_counts, proj_counts,
-              readout_v, readout_mass, spike_coef, spike_val):
+              readout_v, readout_mass, readout_drive, spike_coef, spike_val):
     """Run a batch of samples in parallel; sample b writes only its own slice of every output."""
     for b in numba.prange(inputs.shape[0]):
         run_sample(plan, inputs[b], samples[b], seed, encoder, timesteps, pred[b], pop_counts[b], proj_counts[b],
-                   readout_v[b], readout_mass[b], spike_coef[b], spike_val[b])
+                   readout_v[b], readout_mass[b], readout_drive[b], spike_coef[b], spike_val[b])

@@ -15,6 +15,7 @@ import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
 from evsim.errors import SimulationInputError
+from evsim.metrics import cosine_similarity, mean_abs_difference, readout_estimates, step_weights
 from evsim.network import ENCODERS, Network
 from evsim.plan import ENCODER_CODE, Plan, build_plan, chw_of_internal
 from evsim.result import SimulationResult
@@ -27,7 +28,8 @@ MAX_TIMESTEPS = 1 << 20
 def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
              timesteps: int, encoder: Optional[str] = None, seed: int = 0, threads: Optional[int] = None,
              batch_size: Optional[int] = None, dtype: str = "float32", record_spikes: bool = False,
-             record_trace: bool = False, record_counts: bool = False, progress: bool = False) -> SimulationResult:
+             record_trace: bool = False, record_counts: bool = False, progress: bool = False,
+             ann_outputs: Optional[np.ndarray] = None) -> SimulationResult:
     """Simulate `network` on `inputs` (default: the file's own samples) for `timesteps` steps.
 
     encoder: `analog`, `bernoulli` or `phase` (default: the input population's `encoding`).
@@ -35,8 +37,15 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
     threads: worker threads (default: all cores); results do not depend on it.
     record_spikes / record_trace / record_counts: keep spike trains, the readout after every step,
     and the full per-sample per-step counts (memory grows with samples x steps: small runs only).
+    ann_outputs: the ANN's outputs on `inputs` [n, N], for the agreement measures (default: the
+    file's /ann/outputs when running its own samples).
     """
+    if inputs is None and ann_outputs is None and network.ann is not None:
+        ann_outputs = network.ann.outputs
     inputs, labels = _resolve_samples(network, inputs, labels)
+    if ann_outputs is not None and np.shape(ann_outputs) != (len(inputs), network.output_population.size):
+        raise SimulationInputError(f"ann_outputs have shape {np.shape(ann_outputs)}; expected "
+                                   f"[{len(inputs)}, {network.output_population.size}]")
     encoder = encoder or network.input.encoding
     _check_run(network, inputs, timesteps, encoder, seed, threads, dtype)
     plan = build_plan(network, dtype=np.dtype(dtype))
@@ -44,7 +53,7 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
     threads = threads or numba.config.NUMBA_NUM_THREADS
     batch_size = batch_size or max(4 * threads, 16)
 
-    acc = _Accumulator(network, plan, len(flat), timesteps, record_spikes, record_trace, record_counts)
+    acc = _Accumulator(network, plan, len(flat), timesteps, record_spikes, record_trace, record_counts, ann_outputs)
     started = time.perf_counter()
     # An empty batch compiles the driver (or loads it from the disk cache) outside the timed run.
     run_batch(plan, flat[:0], np.zeros(0, np.int64), seed, ENCODER_CODE[encoder], timesteps, *acc.allocate(0))
@@ -115,8 +124,15 @@ class _Accumulator:
     """Allocates each chunk's outputs and folds them into bounded-memory totals."""
 
     def __init__(self, network: Network, plan: Plan, n: int, timesteps: int,
-                 record_spikes: bool, record_trace: bool, record_counts: bool):
+                 record_spikes: bool, record_trace: bool, record_counts: bool, ann_outputs=None):
         self.plan, self.n, self.T = plan, n, timesteps
+        out = network.output_population
+        self.step_weights = step_weights(timesteps, out.coding, out.phase_period)
+        self.output_scale = network.output_scale
+        self.ann_outputs = None if ann_outputs is None else np.asarray(ann_outputs, dtype=np.float64)
+        self.estimate = np.zeros((n, out.size))
+        self.cosine = np.zeros((n, timesteps)) if ann_outputs is not None else None
+        self.abs_difference = np.zeros((n, timesteps)) if ann_outputs is not None else None
         self.P, self.Q = len(network.populations), len(network.projections)
         self.N = network.output_population.size
         self.record_spikes, self.record_trace, self.record_counts = record_spikes, record_trace, record_counts
@@ -143,11 +159,17 @@ class _Accumulator:
                 np.zeros((b, self.T, self.Q, len(PROJECTION_COUNTERS)), np.int64),
                 np.zeros((b, rows, self.N), self.float_dtype),
                 np.zeros((b, rows, self.N), np.int64),
+                np.zeros((b, self.T, self.N), np.float64),
                 np.zeros((b, spike_rows, spike_slots), np.int64),
                 np.zeros((b, spike_rows, spike_slots), np.float64))
 
     def add(self, chunk, outputs):
-        pred, pop_counts, proj_counts, readout_v, readout_mass, spike_coef, spike_val = outputs
+        pred, pop_counts, proj_counts, readout_v, readout_mass, drive, spike_coef, spike_val = outputs
+        estimates = readout_estimates(drive, self.step_weights, self.output_scale)
+        self.estimate[chunk] = estimates[:, -1]
+        if self.ann_outputs is not None:
+            self.cosine[chunk] = cosine_similarity(estimates, self.ann_outputs[chunk])
+            self.abs_difference[chunk] = mean_abs_difference(estimates, self.ann_outputs[chunk])
         self.pred[chunk] = pred
         self.pop_step += pop_counts.sum(axis=0)
         self.proj_step += proj_counts.sum(axis=0)
@@ -169,7 +191,8 @@ class _Accumulator:
             population_kinds=[p.kind for p in network.populations],
             projection_kinds=[q.kind for q in network.projections],
             timesteps=self.T, encoder=encoder, seed=int(seed), pred=self.pred, labels=labels,
-            readout_v=self.readout_v[:, -1], readout_mass=self.readout_mass[:, -1],
+            readout_v=self.readout_v[:, -1], readout_mass=self.readout_mass[:, -1], readout_estimate=self.estimate,
+            ann_outputs=self.ann_outputs, cosine=self.cosine, abs_difference=self.abs_difference,
             pop_counts_per_step=self.pop_step, proj_counts_per_step=self.proj_step,
             pop_counts_per_sample=self.pop_sample, proj_counts_per_sample=self.proj_sample,
             ann_macs=network.ann.macs if network.ann else None,

@@ -46,3 +46,43 @@ def test_estimates_cosine_and_difference_by_hand():
     np.testing.assert_allclose(mean_abs_difference(est, ann), [[(1.0 + 3.0) / 2, 0.0]])
     # a silent readout has no direction: cosine 0, not NaN
     assert cosine_similarity(np.zeros((1, 1, 2)), ann).tolist() == [[0.0]]
+
+
+def test_readout_estimates_from_the_engine_match_spike_trains():
+    """Spiking readouts: drive = potential - v_init + sum of c x threshold x S_k over its own spikes."""
+    from evsim.simulate import simulate
+    from netgen import random_inputs, random_network
+
+    for seed, coding in [(2, "rate"), (5, "phase"), (9, "rate")]:
+        network = random_network(seed, coding=coding, readout_mode="spikes")
+        out = network.output_population
+        inputs = random_inputs(seed, network, 2, "analog")
+        result = simulate(network, inputs, timesteps=12, record_spikes=True, record_trace=True, dtype="float64")
+        coef, value = result.spikes[(out.name, "out")]
+        th_pos, th_neg = out.expand("theta_pos"), out.expand("theta_neg")
+        sk = np.where(coef != 0, value / np.where(coef != 0, coef, 1), 0)  # S_k of each spike
+        discharged = np.where(coef > 0, coef * th_pos, coef * -th_neg) * sk
+        drive = result.readout_trace - out.expand("v_init") + discharged.cumsum(axis=1)
+        weights = step_weights(12, out.coding, out.phase_period)
+        np.testing.assert_allclose(result.readout_estimate, readout_estimates(drive, weights, None)[:, -1])
+        assert np.abs(coef).sum() > 0  # the readout does spike, so the discharged part is exercised
+
+
+def test_agreement_on_the_bundled_network():
+    from pathlib import Path
+
+    from evsim.simulate import simulate
+    from evsim.weights_io import read_network
+
+    network = read_network(Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn.h5")
+    result = simulate(network, timesteps=64)
+    ann = network.ann.outputs
+    assert result.cosine.shape == (500, 64) and result.abs_difference.shape == (500, 64)
+    # potential readout: the estimate is (v - v_init) / t x output_scale, computed here by hand
+    by_hand = result.readout_v / 64 * network.output_scale
+    np.testing.assert_allclose(result.readout_estimate, by_hand, rtol=1e-6)
+    cos_by_hand = (by_hand * ann).sum(1) / np.linalg.norm(by_hand, axis=1) / np.linalg.norm(ann, axis=1)
+    np.testing.assert_allclose(result.cosine[:, -1], cos_by_hand, rtol=1e-9)
+    curve = result.cosine.mean(axis=0)
+    assert curve[-1] > 0.99 and curve[-1] > curve[3]  # agreement builds up over time
+    assert result.abs_difference.mean(axis=0)[-1] < result.abs_difference.mean(axis=0)[3]
