@@ -9,6 +9,7 @@ import click
 import numba
 
 from evsim import EvsimError, __version__
+from evsim.energy import DEFAULT_PROFILE, available_profiles, load_profile
 from evsim.network import ENCODERS
 from evsim.report import describe_network, format_text, write_csv, write_json
 from evsim.simulate import MAX_TIMESTEPS, simulate
@@ -51,25 +52,32 @@ def main():
               help="Precision of membrane potentials and weights.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the full report as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write per-step counts as CSV.")
+@click.option("--energy", "energy_profile", default=DEFAULT_PROFILE, show_default=True,
+              help=f"Energy profile: one of {', '.join(available_profiles())}, or a .json file (docs/energy.md).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @domain_errors
-def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, progress):
+def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, energy_profile,
+        progress):
     """Simulate FILE and report accuracy at every step and exact event and operation counts."""
+    profile = load_profile(energy_profile)
     network = read_network(file)
+    ann_outputs = None
     if inputs:
         data, labels = load_inputs(inputs)
     elif network.samples is not None:
         data, labels = network.samples.inputs, network.samples.labels
+        ann_outputs = network.ann.outputs if network.ann is not None else None
     else:
         raise click.UsageError(f"{file} carries no /samples: give --inputs")
     if n_samples is not None:
         data, labels = data[:n_samples], None if labels is None else labels[:n_samples]
+        ann_outputs = None if ann_outputs is None else ann_outputs[:n_samples]
     show_progress = sys.stderr.isatty() if progress is None else progress
     result = simulate(network, data, labels, timesteps=timesteps, encoder=encoder, seed=seed, threads=threads,
-                      dtype=dtype, progress=show_progress)
-    click.echo(format_text(result))
+                      dtype=dtype, progress=show_progress, ann_outputs=ann_outputs)
+    click.echo(format_text(result, profile))
     if json_path:
-        write_json(result, json_path, source=str(file))
+        write_json(result, json_path, source=str(file), profile=profile)
         click.echo(f"wrote {json_path}")
     if csv_path:
         write_csv(result, csv_path)

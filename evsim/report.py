@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.energy import EnergyProfile, load_profile
 from evsim.result import SimulationResult
 
 #: Version of the JSON layout written by `summary` (docs/cli.md documents it).
@@ -21,8 +22,8 @@ def accuracy_ladder(timesteps: int) -> list[int]:
     return ladder + [timesteps]
 
 
-def summary(result: SimulationResult, source: Optional[str] = None) -> dict:
-    """Everything about a run, as plain JSON types."""
+def summary(result: SimulationResult, source: Optional[str] = None, profile: Optional[EnergyProfile] = None) -> dict:
+    """Everything about a run, as plain JSON types; energy with `profile` (default: cmos45-fp32)."""
     from evsim import __version__
 
     per_step_pops = {
@@ -44,6 +45,14 @@ def summary(result: SimulationResult, source: Optional[str] = None) -> dict:
         "totals": totals,
         "per_sample": result.per_sample(),
         "synaptic_ops_per_ann_mac": _ratio(totals["synaptic_ops"] / result.n_samples, result.ann_macs),
+        "ann_accuracy_on_samples": result.ann_accuracy_on_samples(),
+        "latency": result.latency(),
+        "decision_time": {"mean": float(result.decision_times().mean()),
+                          "median": float(np.median(result.decision_times()))},
+        "agreement": None if result.cosine is None else {
+            "cosine": result.cosine.mean(axis=0).tolist(),
+            "abs_difference": result.abs_difference.mean(axis=0).tolist()},
+        "energy": result.energy(profile or load_profile()),
         "populations": {pop: {"kind": kind, "per_step": per_step_pops[pop]}
                         for pop, kind in zip(result.populations, result.population_kinds)},
         "projections": {proj: {"kind": kind, "per_step": per_step_projs[proj]}
@@ -55,8 +64,8 @@ def _ratio(value, reference):
     return None if not reference else value / reference
 
 
-def write_json(result: SimulationResult, path, source=None) -> None:
-    Path(path).write_text(json.dumps(summary(result, source), indent=1))
+def write_json(result: SimulationResult, path, source=None, profile: Optional[EnergyProfile] = None) -> None:
+    Path(path).write_text(json.dumps(summary(result, source, profile), indent=1))
 
 
 def write_csv(result: SimulationResult, path) -> None:
@@ -79,8 +88,8 @@ def write_csv(result: SimulationResult, path) -> None:
             writer.writerow([f"{x:.6g}" if isinstance(x, (float, np.floating)) else int(x) for x in row])
 
 
-def format_text(result: SimulationResult) -> str:
-    """The human report printed by `evsim run`."""
+def format_text(result: SimulationResult, profile: Optional[EnergyProfile] = None) -> str:
+    """The human report printed by `evsim run` (energy with `profile`, default cmos45-fp32)."""
     lines = [f"{result.n_samples} samples, T = {result.timesteps}, encoder {result.encoder}, "
              f"{result.threads} thread(s), {result.dtype}, {result.wall_time:.2f} s "
              f"({1000 * result.wall_time / max(result.n_samples, 1):.2f} ms/sample; "
@@ -99,7 +108,46 @@ def format_text(result: SimulationResult) -> str:
     if result.ann_macs:
         lines.append(f"  ANN MACs        {result.ann_macs:>16,}")
         lines.append(f"  synaptic ops / ANN MAC: {per['synaptic_ops'] / result.ann_macs:.3f}")
+    lines += _latency_lines(result) + _agreement_lines(result) + _energy_lines(result, profile or load_profile())
     return "\n".join(lines)
+
+
+def _latency_lines(result: SimulationResult) -> list[str]:
+    rows = result.latency()
+    if not rows:
+        return []
+    lines = [f"Latency to the ANN's accuracy on these samples ({100 * rows[0]['reference_accuracy']:.2f}%), "
+             "and what was spent per sample to get there:"]
+    for row in rows:
+        if row["t"] is None:
+            lines.append(f"  within {100 * row['tolerance']:g} points: not reached by t = {result.timesteps}")
+        else:
+            lines.append(f"  within {100 * row['tolerance']:g} points: t = {row['t']:>5}  "
+                         f"events {row['events']:,.0f}  synaptic ops {row['synaptic_ops']:,.0f}")
+    times = result.decision_times()
+    lines.append(f"Decision time per sample (prediction stable from): mean {times.mean():.1f}, median {np.median(times):g}")
+    return lines
+
+
+def _agreement_lines(result: SimulationResult) -> list[str]:
+    if result.cosine is None:
+        return []
+    cosine, diff = result.cosine.mean(axis=0), result.abs_difference.mean(axis=0)
+    return ["Agreement with the ANN's outputs (readout rates x output_scale):"] + [
+        f"  t = {t:>6}: cosine {cosine[t - 1]:.4f}  mean |difference| {diff[t - 1]:.4f}"
+        for t in accuracy_ladder(result.timesteps) if t >= 8 or t == result.timesteps]
+
+
+def _energy_lines(result: SimulationResult, profile: EnergyProfile) -> list[str]:
+    energy = result.energy(profile)
+    snn = energy["snn_pj_per_sample"]
+    lines = [f"Energy per sample, profile {profile.name} (pJ per op: "
+             + ", ".join(f"{k} {v:g}" for k, v in profile.per_operation.items()) + f"; ANN MAC {profile.ann_mac:g}):"]
+    lines.append(f"  SNN {snn['total'] / 1e6:,.3f} uJ (" + ", ".join(
+        f"{k} {v / 1e6:,.3f}" for k, v in snn.items() if k != "total" and v) + ")")
+    if energy["ann_pj_per_sample"]:
+        lines.append(f"  ANN {energy['ann_pj_per_sample'] / 1e6:,.3f} uJ; SNN / ANN = {energy['snn_over_ann']:.3f}")
+    return lines
 
 
 def describe_network(network) -> dict:

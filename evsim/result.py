@@ -7,6 +7,8 @@ from typing import Optional
 import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.energy import EnergyProfile
+from evsim.metrics import DEFAULT_TOLERANCES, accuracy_curve, decision_times, early_decision_latency
 
 
 @dataclass
@@ -58,7 +60,51 @@ class SimulationResult:
         """Accuracy after every step t = 1..T (entry t-1)."""
         if self.labels is None:
             raise ValueError("no labels: accuracy is undefined")
-        return (self.pred == self.labels[:, None]).mean(axis=0)
+        return accuracy_curve(self.pred, self.labels)
+
+    def ann_accuracy_on_samples(self) -> Optional[float]:
+        """The ANN's accuracy on these very samples (from its outputs); None without outputs or labels."""
+        if self.ann_outputs is None or self.labels is None:
+            return None
+        return float((self.ann_outputs.argmax(axis=1) == self.labels).mean())
+
+    def decision_times(self) -> np.ndarray:
+        """Per sample, the first step from which its prediction no longer changes."""
+        return decision_times(self.pred)
+
+    def latency(self, tolerances=DEFAULT_TOLERANCES) -> list[dict]:
+        """Early-decision latency at each tolerance, with what was spent per sample up to it.
+
+        The reference is the ANN's accuracy on these samples (or the file's
+        /ann/accuracy when the ANN's outputs are not known).
+        """
+        reference = self.ann_accuracy_on_samples()
+        if reference is None:
+            reference = self.ann_accuracy
+        if reference is None or self.labels is None:
+            return []
+        accuracy = self.accuracy()
+        rows = []
+        for tolerance in tolerances:
+            t = early_decision_latency(accuracy, reference, tolerance)
+            row = {"tolerance": tolerance, "reference_accuracy": reference, "t": t}
+            if t is not None:
+                row.update(accuracy=float(accuracy[t - 1]), **self.spent_until(t))
+            rows.append(row)
+        return rows
+
+    def spent_until(self, t: int) -> dict:
+        """Per-sample means of every total over steps 1..t."""
+        pops = self.pop_counts_per_step[:t].sum(axis=0)
+        projs = self.proj_counts_per_step[:t].sum(axis=0)
+        return {name: value / self.n_samples for name, value in self._totals(pops, projs).items()}
+
+    def energy(self, profile: EnergyProfile) -> dict:
+        """Energy per sample (pJ) by category and in total, the ANN's, and their ratio."""
+        snn = profile.snn_energy(self.per_sample())
+        ann = profile.ann_energy(self.ann_macs) if self.ann_macs else None
+        return {"profile": profile.to_dict(), "snn_pj_per_sample": snn, "ann_pj_per_sample": ann,
+                "snn_over_ann": None if not ann else snn["total"] / ann}
 
     def population_count(self, population: str, counter: str) -> np.ndarray:
         """Per-step total over samples of one population counter, shape [T]."""
@@ -73,8 +119,10 @@ class SimulationResult:
         `events` and `mass` exclude the relayed events of relay populations
         (the same spikes, forwarded) and the input's events, reported apart.
         """
-        pops = self.pop_counts_per_step.sum(axis=0)
-        projs = self.proj_counts_per_step.sum(axis=0)
+        return self._totals(self.pop_counts_per_step.sum(axis=0), self.proj_counts_per_step.sum(axis=0))
+
+    def _totals(self, pops: np.ndarray, projs: np.ndarray) -> dict[str, int]:
+        """Totals from counts summed over steps: pops [P, C], projs [Q, C]."""
         spiking = [k not in ("input", "relay") for k in self.population_kinds]
         out = {name: int(pops[spiking, i].sum()) for i, name in enumerate(POPULATION_COUNTERS)}
         out["input_events"] = int(pops[[k == "input" for k in self.population_kinds], 0].sum())

@@ -113,3 +113,26 @@ def test_domain_errors_are_clean_messages(runner, tmp_path, network_file):
     np.savez(no_inputs, other=np.zeros(3))
     result = runner.invoke(main, ["run", network_file, "--inputs", str(no_inputs)])
     assert result.exit_code == 1 and "no inputs array" in result.output
+
+
+def test_run_reports_latency_agreement_and_energy(runner, tmp_path):
+    from pathlib import Path
+
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn.h5")
+    out = tmp_path / "r.json"
+    result = runner.invoke(main, ["run", example, "-T", "32", "-n", "40", "--energy", "cmos45-int8", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Latency to the ANN's accuracy" in result.output and "cosine" in result.output
+    assert "profile cmos45-int8" in result.output and "SNN / ANN" in result.output
+    report = json.loads(out.read_text())
+    assert report["energy"]["profile"]["name"] == "cmos45-int8"
+    per = report["per_sample"]
+    snn = report["energy"]["snn_pj_per_sample"]
+    assert snn["ac_ops"] == pytest.approx(per["ac_ops"] * 0.1) and snn["input_macs"] == pytest.approx(per["input_macs"] * 0.3)
+    assert report["energy"]["ann_pj_per_sample"] == pytest.approx(report["ann"]["macs_per_sample"] * 0.3)
+    assert len(report["agreement"]["cosine"]) == 32 and [r["tolerance"] for r in report["latency"]] == [0.01, 0.001, 0.0]
+
+
+def test_unknown_energy_profile_is_a_clean_error(runner, network_file):
+    result = runner.invoke(main, ["run", network_file, "-T", "4", "--energy", "quantum"])
+    assert result.exit_code == 1 and "no energy profile 'quantum'" in result.output
