@@ -156,3 +156,96 @@ class SimulationResult:
             arrays[f"spikes/{pop}/{tag}/coef"] = coef
             arrays[f"spikes/{pop}/{tag}/value"] = value
         return arrays
+
+    # -- tables and files ---------------------------------------------------------
+
+    def frames(self) -> dict:
+        """Tidy pandas DataFrames: `steps` (one row per t), `counts` (t x layer x counter), `samples`.
+
+        Counts in `counts` are summed over samples; `steps` gives per-sample
+        means, cumulative up to t, of events and synaptic ops.
+        """
+        import pandas as pd
+
+        t = np.arange(1, self.timesteps + 1)
+        steps = {"t": t}
+        if self.labels is not None:
+            steps["accuracy"] = self.accuracy()
+        if self.cosine is not None:
+            steps["cosine"] = self.cosine.mean(axis=0)
+            steps["abs_difference"] = self.abs_difference.mean(axis=0)
+        spiking = [k not in ("input", "relay") for k in self.population_kinds]
+        steps["cumulative_events"] = self.pop_counts_per_step[:, spiking, 0].sum(axis=1).cumsum() / self.n_samples
+        steps["cumulative_synaptic_ops"] = self.proj_counts_per_step[:, :, :2].sum(axis=(1, 2)).cumsum() / self.n_samples
+        rows = []
+        for names, kinds, counts, counters, layer in (
+                (self.populations, self.population_kinds, self.pop_counts_per_step, POPULATION_COUNTERS, "population"),
+                (self.projections, self.projection_kinds, self.proj_counts_per_step, PROJECTION_COUNTERS, "projection")):
+            for i, (name, kind) in enumerate(zip(names, kinds)):
+                for c, counter in enumerate(counters):
+                    rows.append(pd.DataFrame({"t": t, "layer": name, "layer_type": layer, "kind": kind,
+                                              "counter": counter, "value": counts[:, i, c]}))
+        samples = {"sample": np.arange(self.n_samples), "prediction": self.pred[:, -1],
+                   "decision_time": self.decision_times()}
+        if self.labels is not None:
+            samples.update(label=self.labels, correct=self.pred[:, -1] == self.labels)
+        spiking_events = self.pop_counts_per_sample[:, spiking, 0].sum(axis=1)
+        samples.update(events=spiking_events, synaptic_ops=self.proj_counts_per_sample[:, :, :2].sum(axis=(1, 2)))
+        return {"steps": pd.DataFrame(steps), "counts": pd.concat(rows, ignore_index=True),
+                "samples": pd.DataFrame(samples)}
+
+    def save(self, path) -> None:
+        """Write the whole result to an HDF5 file (`load_result` reads it back, equal in every field)."""
+        import dataclasses
+        import json
+
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            f.attrs["format"], f.attrs["format_version"] = RESULT_FORMAT, RESULT_VERSION
+            scalars = {}
+            for fld in dataclasses.fields(self):
+                value = getattr(self, fld.name)
+                if isinstance(value, np.ndarray):
+                    f.create_dataset(fld.name, data=value, compression="gzip")
+                elif fld.name == "spikes":
+                    for (pop, tag), (coef, val) in value.items():
+                        f.create_dataset(f"spikes/{pop}/{tag}/coef", data=coef, compression="gzip")
+                        f.create_dataset(f"spikes/{pop}/{tag}/value", data=val, compression="gzip")
+                elif value is not None:
+                    scalars[fld.name] = value
+            f.attrs["fields"] = json.dumps(scalars)
+
+
+RESULT_FORMAT = "evsim-result"
+RESULT_VERSION = 1
+
+
+def load_result(path) -> SimulationResult:
+    """Read a result written by `SimulationResult.save`."""
+    import dataclasses
+    import json
+
+    import h5py
+
+    from evsim.errors import EvsimError
+
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != RESULT_FORMAT:
+                raise EvsimError(f"{path}: not an evsim result file")
+            if int(f.attrs.get("format_version", 0)) != RESULT_VERSION:
+                raise EvsimError(f"{path}: result format version {f.attrs.get('format_version')} is not {RESULT_VERSION}")
+            fields = json.loads(f.attrs["fields"])
+            for fld in dataclasses.fields(SimulationResult):
+                if fld.name in f and isinstance(f[fld.name], h5py.Dataset):
+                    fields[fld.name] = f[fld.name][()]
+            spikes = {}
+            if "spikes" in f:
+                for pop, tags in f["spikes"].items():
+                    for tag, group in tags.items():
+                        spikes[(pop, tag)] = (group["coef"][()], group["value"][()])
+            fields["spikes"] = spikes
+    except (OSError, KeyError, ValueError) as err:
+        raise EvsimError(f"{path}: cannot read result ({err})") from None
+    return SimulationResult(**fields)
