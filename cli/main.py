@@ -12,6 +12,7 @@ from evsim import EvsimError, __version__
 from evsim.energy import DEFAULT_PROFILE, available_profiles, load_profile
 from evsim.network import ENCODERS
 from evsim.report import describe_network, format_text, write_csv, write_json
+from evsim.runs import DEFAULT_CHUNK, run_to_file
 from evsim.simulate import MAX_TIMESTEPS, simulate
 from evsim.weights_io import read_network
 from evsim.weights_io.inputs import load_inputs
@@ -54,10 +55,15 @@ def main():
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write per-step counts as CSV.")
 @click.option("--energy", "energy_profile", default=DEFAULT_PROFILE, show_default=True,
               help=f"Energy profile: one of {', '.join(available_profiles())}, or a .json file (docs/energy.md).")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False),
+              help="Write the whole result (HDF5) here, streaming finished samples as the run goes.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted --output run, keeping its finished samples.")
+@click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
+              help="Samples per saved chunk with --output.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @domain_errors
 def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, energy_profile,
-        progress):
+        output, resume, chunk_size, progress):
     """Simulate FILE and report accuracy at every step and exact event and operation counts."""
     profile = load_profile(energy_profile)
     network = read_network(file)
@@ -73,8 +79,18 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
         data, labels = data[:n_samples], None if labels is None else labels[:n_samples]
         ann_outputs = None if ann_outputs is None else ann_outputs[:n_samples]
     show_progress = sys.stderr.isatty() if progress is None else progress
-    result = simulate(network, data, labels, timesteps=timesteps, encoder=encoder, seed=seed, threads=threads,
-                      dtype=dtype, progress=show_progress, ann_outputs=ann_outputs)
+    options = dict(timesteps=timesteps, encoder=encoder or network.input.encoding, seed=seed, threads=threads,
+                   dtype=dtype, progress=show_progress, ann_outputs=ann_outputs)
+    if resume and not output:
+        raise click.UsageError("--resume needs --output")
+    try:
+        if output:
+            result = run_to_file(file, output, data, labels, resume=resume, chunk_size=chunk_size, **options)
+        else:
+            result = simulate(network, data, labels, **options)
+    except KeyboardInterrupt as interrupt:
+        click.echo(f"\n{interrupt}" if str(interrupt) else "\ninterrupted", err=True)
+        sys.exit(130)
     click.echo(format_text(result, profile))
     if json_path:
         write_json(result, json_path, source=str(file), profile=profile)
@@ -82,6 +98,8 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     if csv_path:
         write_csv(result, csv_path)
         click.echo(f"wrote {csv_path}")
+    if output:
+        click.echo(f"wrote {output}")
 
 
 @main.command()

@@ -217,6 +217,32 @@ class SimulationResult:
             f.attrs["fields"] = json.dumps(scalars)
 
 
+def merge_results(parts: list) -> SimulationResult:
+    """One result from results of consecutive sample ranges (in order): equal to a single run over all.
+
+    Per-sample arrays are concatenated, per-step sums added (integers: exact),
+    times added; recordings are concatenated too.
+    """
+    import dataclasses
+
+    first = parts[0]
+    merged = {}
+    for fld in dataclasses.fields(SimulationResult):
+        values = [getattr(p, fld.name) for p in parts]
+        if fld.name in ("pop_counts_per_step", "proj_counts_per_step"):
+            merged[fld.name] = np.sum(values, axis=0)
+        elif fld.name in ("wall_time", "startup_time"):
+            merged[fld.name] = float(sum(values))
+        elif fld.name == "spikes":
+            merged[fld.name] = {key: tuple(np.concatenate([v[key][i] for v in values]) for i in range(2))
+                                for key in values[0]}
+        elif isinstance(values[0], np.ndarray):
+            merged[fld.name] = np.concatenate(values)
+        else:
+            merged[fld.name] = getattr(first, fld.name)
+    return SimulationResult(**merged)
+
+
 RESULT_FORMAT = "evsim-result"
 RESULT_VERSION = 1
 

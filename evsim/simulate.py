@@ -29,7 +29,7 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
              timesteps: int, encoder: Optional[str] = None, seed: int = 0, threads: Optional[int] = None,
              batch_size: Optional[int] = None, dtype: str = "float32", record_spikes: bool = False,
              record_trace: bool = False, record_counts: bool = False, progress: bool = False,
-             ann_outputs: Optional[np.ndarray] = None) -> SimulationResult:
+             ann_outputs: Optional[np.ndarray] = None, sample_ids: Optional[np.ndarray] = None) -> SimulationResult:
     """Simulate `network` on `inputs` (default: the file's own samples) for `timesteps` steps.
 
     encoder: `analog`, `bernoulli` or `phase` (default: the input population's `encoding`).
@@ -39,6 +39,8 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
     and the full per-sample per-step counts (memory grows with samples x steps: small runs only).
     ann_outputs: the ANN's outputs on `inputs` [n, N], for the agreement measures (default: the
     file's /ann/outputs when running its own samples).
+    sample_ids: each input's index in its data set (default 0..n-1): it keys the sample's Bernoulli
+    stream, so a subset run (a chunk, a resumed run) gives each sample the spikes of the whole run.
     """
     if inputs is None and ann_outputs is None and network.ann is not None:
         ann_outputs = network.ann.outputs
@@ -51,6 +53,7 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
     plan = build_plan(network, dtype=np.dtype(dtype))
     flat = inputs.reshape(inputs.shape[0], -1).astype(np.float64)[:, plan.input_chw]
     threads = threads or numba.config.NUMBA_NUM_THREADS
+    ids = np.arange(len(flat), dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, dtype=np.int64)
     batch_size = batch_size or max(4 * threads, 16)
 
     acc = _Accumulator(network, plan, len(flat), timesteps, record_spikes, record_trace, record_counts, ann_outputs)
@@ -62,7 +65,7 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
         for start in range(0, len(flat), batch_size):
             chunk = np.arange(start, min(start + batch_size, len(flat)))
             outputs = acc.allocate(len(chunk))
-            run_batch(plan, flat[chunk], chunk.astype(np.int64), seed, ENCODER_CODE[encoder], timesteps, *outputs)
+            run_batch(plan, flat[chunk], ids[chunk], seed, ENCODER_CODE[encoder], timesteps, *outputs)
             acc.add(chunk, outputs)
             bar.update(len(chunk))
     return acc.result(network, labels, encoder, seed, time.perf_counter() - started, startup, threads, dtype)

@@ -1,7 +1,6 @@
 """End to end on the bundled real network: the SNN reaches its ANN's accuracy, through the API and the CLI."""
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

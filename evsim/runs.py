@@ -1,0 +1,127 @@
+"""Long runs that lose nothing: results streamed to disk chunk by chunk, and resumed after an interrupt.
+
+While a run writes `OUTPUT`, finished chunks live in the folder
+`OUTPUT.partial/`: a `manifest.json` that fixes what the run is (hashes of
+the network file and of the inputs, T, encoder, seed, dtype, recordings) and
+one result file per chunk of samples, written to a temporary name and
+renamed, so a chunk file is either complete or absent whatever kills the
+process. `resume=True` checks the manifest, keeps every finished chunk and
+runs only the missing samples; the merged result equals an uninterrupted
+run's (counts are integers; per-sample arrays are placed by sample index).
+When all samples are done the result is written to `OUTPUT` and the folder
+removed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from evsim import __version__
+from evsim.errors import EvsimError
+from evsim.result import SimulationResult, load_result, merge_results
+from evsim.simulate import simulate
+
+DEFAULT_CHUNK = 64
+_RUN_OPTIONS = ("timesteps", "encoder", "seed", "dtype", "record_spikes", "record_trace", "record_counts")
+
+
+class ResumeError(EvsimError):
+    """A partial run that cannot be resumed: mismatched, corrupt, or in the way."""
+
+
+def run_to_file(network_path, output, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
+                ann_outputs: Optional[np.ndarray] = None, resume: bool = False, chunk_size: int = DEFAULT_CHUNK,
+                progress: bool = False, **options) -> SimulationResult:
+    """Simulate the network in `network_path`, streaming finished chunks to disk; return the whole result.
+
+    `inputs`/`labels`/`ann_outputs` default to the file's own samples;
+    `options` are `simulate`'s (timesteps, encoder, seed, threads, dtype, ...).
+    """
+    from evsim.weights_io import read_network
+
+    network = read_network(network_path)
+    if inputs is None:
+        if network.samples is None:
+            raise EvsimError(f"{network_path} carries no /samples: give inputs")
+        inputs, labels = network.samples.inputs, network.samples.labels
+        ann_outputs = network.ann.outputs if ann_outputs is None and network.ann is not None else ann_outputs
+    options.setdefault("encoder", network.input.encoding)
+    partial = Path(f"{output}.partial")
+    manifest = {**_manifest(network_path, inputs, labels, options), "chunk_size": int(chunk_size)}
+    done = _start_or_resume(partial, manifest, resume, len(inputs))
+    try:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(inputs), initial=sum(len(ids) for ids in done.values()), unit="sample",
+                  disable=not progress, leave=False) as bar:
+            for start in range(0, len(inputs), chunk_size):
+                ids = np.arange(start, min(start + chunk_size, len(inputs)))
+                if start in done:
+                    continue
+                part = simulate(network, inputs[ids], None if labels is None else labels[ids], sample_ids=ids,
+                                ann_outputs=None if ann_outputs is None else ann_outputs[ids], **options)
+                _write_atomically(part, partial / f"chunk-{start:09d}-{ids[-1] + 1:09d}.h5")
+                done[start] = ids
+                bar.update(len(ids))
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted: {sum(len(i) for i in done.values())} of {len(inputs)} samples are "
+                                f"saved in {partial}; run again with resume to finish") from None
+    result = merge_results([load_result(_chunk_path(partial, start)) for start in sorted(done)])
+    _write_atomically(result, Path(output))
+    shutil.rmtree(partial)
+    return result
+
+
+def _manifest(network_path, inputs, labels, options) -> dict:
+    def digest(array):
+        return None if array is None else hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+    run = {k: options.get(k) for k in _RUN_OPTIONS}
+    run["dtype"] = run["dtype"] or "float32"
+    return {"evsim": __version__, "network_sha256": hashlib.sha256(Path(network_path).read_bytes()).hexdigest(),
+            "inputs_sha256": digest(inputs), "labels_sha256": digest(labels), "n_samples": int(len(inputs)), **run}
+
+
+def _start_or_resume(partial: Path, manifest: dict, resume: bool, n: int) -> dict:
+    """Finished chunks by first sample index; creates the partial folder for a new run."""
+    if partial.exists() and not resume:
+        raise ResumeError(f"{partial} holds an interrupted run: resume it, or delete the folder to start again")
+    if not partial.exists():
+        partial.mkdir(parents=True)
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        return {}
+    try:
+        saved = json.loads((partial / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ResumeError(f"{partial}/manifest.json: unreadable ({err})") from None
+    differ = sorted(k for k in set(saved) | set(manifest) if saved.get(k) != manifest.get(k))
+    if differ:
+        raise ResumeError(f"{partial}: the interrupted run differs from this one in {', '.join(differ)}; "
+                          "resume it with the same file, inputs and options, or delete the folder")
+    done = {}
+    for path in sorted(partial.glob("chunk-*.h5")):
+        try:
+            start, stop = (int(x) for x in path.stem.split("-")[1:])
+            part = load_result(path)
+        except (ValueError, EvsimError) as err:
+            raise ResumeError(f"{path}: corrupt partial result ({err}); delete it to recompute that chunk") from None
+        if not (0 <= start < stop <= n) or part.n_samples != stop - start:
+            raise ResumeError(f"{path}: holds {part.n_samples} samples, not samples {start}..{stop - 1} of {n}")
+        done[start] = np.arange(start, stop)
+    return done
+
+
+def _chunk_path(partial: Path, start: int) -> Path:
+    return next(partial.glob(f"chunk-{start:09d}-*.h5"))
+
+
+def _write_atomically(result: SimulationResult, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    result.save(tmp)
+    os.replace(tmp, path)

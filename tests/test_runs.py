@@ -1,0 +1,103 @@
+"""Long runs that lose nothing: a real process interrupted part-way, then resumed, equals an uninterrupted run."""
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evsim.result import load_result
+from evsim.runs import ResumeError, run_to_file
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn.h5"
+ARGS = ["-T", "128", "-n", "192", "--chunk-size", "8", "--encoder", "bernoulli", "--seed", "3", "--no-progress"]
+
+
+def evsim(*args):
+    return [sys.executable, "-c", "from evsim.cli.main import main; main()", "run", str(EXAMPLE), *args]
+
+
+def assert_same_result(a, b):
+    for f in dataclasses.fields(a):
+        if f.name in ("wall_time", "startup_time", "threads"):
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=f.name)
+        else:
+            assert x == y, f.name
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "full.h5"
+    subprocess.run(evsim(*ARGS, "-o", str(out)), check=True, capture_output=True)
+    return load_result(out)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted, sig):
+    out = tmp_path / "run.h5"
+    partial = Path(f"{out}.partial")
+    proc = subprocess.Popen(evsim(*ARGS, "-o", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while len(list(partial.glob("chunk-*.h5"))) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, "the run finished before it could be interrupted"
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and b"resume" in err
+    finished = len(list(partial.glob("chunk-*.h5")))
+    assert 2 <= finished < 24 and not out.exists()
+    done = subprocess.run(evsim(*ARGS, "-o", str(out), "--resume"), capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert not partial.exists()
+    assert_same_result(load_result(out), uninterrupted)
+
+
+def test_mismatched_or_corrupt_partial_runs_are_refused(tmp_path):
+    out = tmp_path / "run.h5"
+    partial = Path(f"{out}.partial")
+    run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100)  # complete: 500 samples, 5 chunks
+    assert not partial.exists()
+    # fake an interruption: a manifest and one chunk
+    partial.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        _interrupt_after_first_chunk(out)
+    with pytest.raises(ResumeError, match="holds an interrupted run"):
+        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100)
+    with pytest.raises(ResumeError, match="differs from this one in timesteps"):
+        run_to_file(EXAMPLE, out, timesteps=8, chunk_size=100, resume=True)
+    with pytest.raises(ResumeError, match="differs from this one in seed"):
+        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100, seed=9, resume=True)
+    chunk = next(partial.glob("chunk-*.h5"))
+    chunk.write_bytes(chunk.read_bytes()[:1000])  # truncated by a crash of the disk, say
+    with pytest.raises(ResumeError, match="corrupt partial result"):
+        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100, resume=True)
+
+
+def _interrupt_after_first_chunk(out):
+    """Run with a simulate that raises KeyboardInterrupt on its second chunk."""
+    import evsim.runs as runs
+
+    real = runs.simulate
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    runs.simulate = flaky
+    try:
+        import shutil
+
+        shutil.rmtree(f"{out}.partial")
+        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100)
+    finally:
+        runs.simulate = real
