@@ -57,6 +57,15 @@ def count_ops(counts, pool, coef, ops):
         counts[AC_OPS] += ops
 
 
+@kernel
+def window_entries(i, g, rows, cols):
+    """Channel of internal source index i, and where its row and column hit entries start in the table."""
+    cin, win = g[G_CIN], g[G_WIN]
+    rb = rows + (i // (cin * win)) * (1 + 2 * g[G_KH])
+    cb = cols + ((i // cin) % win) * (1 + 2 * g[G_KW])
+    return i % cin, rb, cb
+
+
 # The push_* kernels deliver the events `start..stop` of one population through
 # one projection (one kernel per projection kind, dispatched once per projection
 # and step, never per event: a per-event dispatch over all kinds cost ~200 ns
@@ -83,15 +92,11 @@ def push_conv(weights, woff, g, table, rows, cols, ev_idx, ev_coef, ev_tag, ev_v
     `rows`/`cols` are the offsets of the projection's hit tables in `table`
     (evsim.plan.axis_hits): the outputs each input row / column reaches.
     """
-    cin, win, cout = g[G_CIN], g[G_WIN], g[G_COUT]
+    cout = g[G_COUT]
     cout_g = cout // g[G_GROUPS]
-    cin_g = cin // g[G_GROUPS]
-    row_w, col_w = 1 + 2 * g[G_KH], 1 + 2 * g[G_KW]
+    cin_g = g[G_CIN] // g[G_GROUPS]
     for e in range(start, stop):
-        i = ev_idx[e]
-        c = i % cin
-        rb = rows + (i // (cin * win)) * row_w
-        cb = cols + ((i // cin) % win) * col_w
+        c, rb, cb = window_entries(ev_idx[e], g, rows, cols)
         first, second = target_bases(ev_tag[e], bif_target, a_base, b_base)
         shift = (c // cin_g) * cout_g
         taps = 0
@@ -111,13 +116,9 @@ def push_conv(weights, woff, g, table, rows, cols, ev_idx, ev_coef, ev_tag, ev_v
 def push_avgpool(pool_w, g, table, rows, cols, ev_idx, ev_coef, ev_tag, ev_val, start, stop, v, a_base, b_base,
                  bif_target, counts):
     """Average pool: `pool_w * value` into every pooled neuron (same channel) whose window holds the event."""
-    cin, win = g[G_CIN], g[G_WIN]
-    row_w, col_w = 1 + 2 * g[G_KH], 1 + 2 * g[G_KW]
+    cin = g[G_CIN]
     for e in range(start, stop):
-        i = ev_idx[e]
-        c = i % cin
-        rb = rows + (i // (cin * win)) * row_w
-        cb = cols + ((i // cin) % win) * col_w
+        c, rb, cb = window_entries(ev_idx[e], g, rows, cols)
         first, second = target_bases(ev_tag[e], bif_target, a_base, b_base)
         add = pool_w * ev_val[e]
         for a in range(table[rb]):

@@ -20,8 +20,8 @@ from evsim.counters import (BIAS_OPS, EVENTS, EVENTS_A, EVENTS_B, INPUT_MACS, IN
                             MASS_A, MASS_B, NEURON_UPDATES, POOL_OPS, TAG_A, TAG_B, TAG_NONE)
 from evsim.jit import kernel, parallel_kernel
 from evsim.kernels import (add_scaled, bernoulli_uniform, fire, maxpool_winner, phase_bit, push_avgpool, push_conv,
-                           push_dense, push_identity, push_sparse, step_weight)
-from evsim.plan import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, G_CIN, G_KH, G_KW, G_WIN, G_WOUT, IDENTITY, INPUT, MAXPOOL2D, RELAY, SPARSE)
+                           push_dense, push_identity, push_sparse, step_weight, window_entries)
+from evsim.plan import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, G_CIN, G_WOUT, IDENTITY, INPUT, MAXPOOL2D, RELAY, SPARSE)
 
 
 @kernel
@@ -53,13 +53,10 @@ def gate_maxpool(g, table, rows, cols, mass, mbase, ev_idx, ev_coef, ev_tag, ev_
     returns the new relay count; counts one pool op per (event, window) pair,
     winner or not.
     """
-    cin, win = g[G_CIN], g[G_WIN]
-    row_w, col_w = 1 + 2 * g[G_KH], 1 + 2 * g[G_KW]
+    cin = g[G_CIN]
     for e in range(start, stop):
         i = ev_idx[e]
-        c = i % cin
-        rb = rows + (i // (cin * win)) * row_w
-        cb = cols + ((i // cin) % win) * col_w
+        c, rb, cb = window_entries(i, g, rows, cols)
         counts[POOL_OPS] += table[rb] * table[cb]
         for a in range(table[rb]):
             for b in range(table[cb]):
