@@ -141,7 +141,7 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
                 c = _encode(x, pop, encoder, seed, sample, t)
                 coef[pop.name], value[pop.name] = {"out": c}, {"out": c * sk}
             elif pop.kind == "relay":
-                coef[pop.name], value[pop.name] = _max_gate(network, pop, coef, value, mass)
+                coef[pop.name], value[pop.name] = _max_gate(network, pop, matrices, coef, value, mass)
             else:
                 _integrate(network, pop, matrices, v, value, x if analog else None, sk, tags)
                 counts["bias_ops"] = np.count_nonzero(pop.expand("bias")) * pop.units
@@ -213,14 +213,15 @@ def _fire(pop, v, sk, t):
     return coefs, {tag: c * sk for tag, c in coefs.items()}
 
 
-def _max_gate(network, relay, coef, value, mass):
-    """Each window passes its winner's events of this step (winner: most spike mass so far, first on ties)."""
+def _max_gate(network, relay, matrices, coef, value, mass):
+    """Each window passes its winner's events of this step (winner: most spike mass so far, first on ties).
+
+    A window's members are the nonzero entries of the max-pool's synapse-count row.
+    """
     proj = network.incoming(relay.name)[0]
     src = network.population(proj.source)
-    gate = np.zeros((relay.size, src.size), dtype=bool)
-    for out, inp, _ in _window_taps(proj, src.shape, relay.shape):
-        gate[out, inp] = True
-    winners = [np.flatnonzero(row)[np.argmax(mass[src.name][np.flatnonzero(row)])] for row in gate]
+    windows = matrices[proj.name][1] > 0
+    winners = [np.flatnonzero(row)[np.argmax(mass[src.name][np.flatnonzero(row)])] for row in windows]
     return ({tag: c[winners] for tag, c in coef[src.name].items()},
             {tag: val[winners] for tag, val in value[src.name].items()})
 

@@ -33,6 +33,7 @@ def summary(result: SimulationResult, source: Optional[str] = None, profile: Opt
         proj: {counter: result.proj_counts_per_step[:, q, c].tolist() for c, counter in enumerate(PROJECTION_COUNTERS)}
         for q, proj in enumerate(result.projections)}
     totals = result.totals()
+    decision = result.decision_times()
     return {
         "schema": REPORT_SCHEMA,
         "evsim_version": __version__,
@@ -47,8 +48,7 @@ def summary(result: SimulationResult, source: Optional[str] = None, profile: Opt
         "synaptic_ops_per_ann_mac": _ratio(totals["synaptic_ops"] / result.n_samples, result.ann_macs),
         "ann_accuracy_on_samples": result.ann_accuracy_on_samples(),
         "latency": result.latency(),
-        "decision_time": {"mean": float(result.decision_times().mean()),
-                          "median": float(np.median(result.decision_times()))},
+        "decision_time": {"mean": float(decision.mean()), "median": float(np.median(decision))},
         "agreement": None if result.cosine is None else {
             "cosine": result.cosine.mean(axis=0).tolist(),
             "abs_difference": result.abs_difference.mean(axis=0).tolist()},

@@ -48,6 +48,7 @@ import numpy as np
 
 from evsim.errors import ExportError
 from evsim.network import ENCODERS, AnnInfo, Network, Population, Projection, Samples, conv_output_hw
+from evsim.plan import axis_hits
 
 THETA = 1.0
 POOL_HANDLING = "avgpool2d projection into an if population (theta 1, lambda of its source)"
@@ -346,7 +347,7 @@ def ann_macs(layers: list[Layer]) -> dict:
 def _window_taps(size: int, kernel: int, stride: int, padding: int) -> int:
     """Along one axis: the number of (output position, in-bounds input position) pairs of a pool."""
     outputs = conv_output_hw((size, 1), (kernel, 1), (stride, 1), (padding, 0))[0]
-    return sum(min(o * stride - padding + kernel, size) - max(o * stride - padding, 0) for o in range(outputs))
+    return int(axis_hits(size, padding, kernel, 1, stride, outputs)[:, 0].sum())
 
 
 # ----------------------------------------------------------------------------- the network
