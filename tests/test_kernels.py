@@ -17,6 +17,10 @@ def test_coefficient_is_exact_whatever_division_rounds_to():
         assert c >= 1 and c * th <= excess < (c + 1) * th
     # 0.7 / 0.1 rounds to 6.999...; 7 * 0.1 > 0.7 in floats, so 6 is the exact answer
     assert coefficient(0.7, 0.1, 0) == 6
+    # here the division rounds down to 14.999... although 15 * th <= excess: the answer is 15
+    excess, th = 8.520201425883291, 0.5680134283922195
+    assert int(excess / th) == 14 and 15 * th <= excess
+    assert coefficient(excess, th, 0) == 15
     assert coefficient(5.0, 1.0, 3) == 3      # capped: the rest stays in the membrane
     assert coefficient(5.0, 1.0, 1) == 1      # binary / ternary
     assert coefficient(1.0, 1.0, 0) == 1

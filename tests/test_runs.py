@@ -32,10 +32,15 @@ def assert_same_result(a, b):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("full") / "full.h5"
-    subprocess.run(evsim(*ARGS, "-o", str(out)), check=True, capture_output=True)
-    return load_result(out)
+def uninterrupted():
+    """The same run in one piece, in memory: no chunks, no files, no merging."""
+    from evsim.simulate import simulate
+    from evsim.weights_io import read_network
+
+    network = read_network(EXAMPLE)
+    samples, n = network.samples, 192
+    return simulate(network, samples.inputs[:n], samples.labels[:n], ann_outputs=network.ann.outputs[:n],
+                    timesteps=128, encoder="bernoulli", seed=3)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
