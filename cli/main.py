@@ -4,11 +4,19 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 import numba
 
 from evsim import EvsimError, __version__
+from evsim.compare import compare as compare_runs
+from evsim.compare import (
+    format_comparison,
+    run_comparison,
+    write_comparison_csv,
+    write_comparison_json,
+)
 from evsim.energy import DEFAULT_PROFILE, available_profiles, load_profile
 from evsim.network import ENCODERS
 from evsim.report import describe_network, format_text, write_csv, write_json
@@ -37,30 +45,42 @@ def main():
     """evsim: event-driven simulation of spiking networks converted from trained ANNs."""
 
 
+def simulation_options(command):
+    """The options of `run` and `compare` that say what to simulate, and how, and how to report energy."""
+    options = [
+        click.option("--timesteps", "-T", type=click.IntRange(1, MAX_TIMESTEPS), default=256, show_default=True,
+                     help="Steps to simulate each sample."),
+        click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
+                     help=".npz or .h5 with `inputs` [n, *shape] and optional `labels` [n] "
+                          "(default: the file's /samples)."),
+        click.option("--encoder", type=click.Choice(ENCODERS), help="Input encoder (default: the input population's)."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                     help="Seed of the Bernoulli encoder (per-sample streams)."),
+        click.option("--samples", "-n", "n_samples", type=click.IntRange(1), help="Run only the first N samples."),
+        click.option("--threads", type=click.IntRange(1, numba.config.NUMBA_NUM_THREADS),
+                     help="Worker threads (default: all cores). Results do not depend on it."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+                     help="Precision of membrane potentials and weights."),
+        click.option("--energy", "energy_profile", default=DEFAULT_PROFILE, show_default=True,
+                     help=f"Energy profile: one of {', '.join(available_profiles())}, or a .json file "
+                          "(docs/metrics.md)."),
+        click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("file", type=NETWORK_FILE)
-@click.option("--timesteps", "-T", type=click.IntRange(1, MAX_TIMESTEPS), default=256, show_default=True,
-              help="Steps to simulate each sample.")
-@click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
-              help=".npz or .h5 with `inputs` [n, *shape] and optional `labels` [n] (default: the file's /samples).")
-@click.option("--encoder", type=click.Choice(ENCODERS), help="Input encoder (default: the input population's).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Seed of the Bernoulli encoder (per-sample streams).")
-@click.option("--samples", "-n", "n_samples", type=click.IntRange(1), help="Run only the first N samples.")
-@click.option("--threads", type=click.IntRange(1, numba.config.NUMBA_NUM_THREADS),
-              help="Worker threads (default: all cores). Results do not depend on it.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
-              help="Precision of membrane potentials and weights.")
+@simulation_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the full report as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write per-step counts as CSV.")
-@click.option("--energy", "energy_profile", default=DEFAULT_PROFILE, show_default=True,
-              help=f"Energy profile: one of {', '.join(available_profiles())}, or a .json file (docs/energy.md).")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False),
               help="Write the whole result (HDF5) here, streaming finished samples as the run goes.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted --output run, keeping its finished samples.")
 @click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
               help="Samples per saved chunk with --output.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @domain_errors
 def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, energy_profile,
         output, resume, chunk_size, progress):
@@ -78,9 +98,8 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     if n_samples is not None:
         data, labels = data[:n_samples], None if labels is None else labels[:n_samples]
         ann_outputs = None if ann_outputs is None else ann_outputs[:n_samples]
-    show_progress = sys.stderr.isatty() if progress is None else progress
     options = dict(timesteps=timesteps, encoder=encoder or network.input.encoding, seed=seed, threads=threads,
-                   dtype=dtype, progress=show_progress, ann_outputs=ann_outputs)
+                   dtype=dtype, progress=_show_progress(progress), ann_outputs=ann_outputs)
     if resume and not output:
         raise click.UsageError("--resume needs --output")
     try:
@@ -100,6 +119,78 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
         click.echo(f"wrote {csv_path}")
     if output:
         click.echo(f"wrote {output}")
+
+
+
+def _steps(ctx, param, value):
+    """`--steps 8,64,256` -> [8, 64, 256]."""
+    if value is None:
+        return None
+    try:
+        steps = sorted({int(part) for part in value.split(",") if part.strip()})
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of steps") from None
+    if not steps or steps[0] < 1:
+        raise click.BadParameter(f"{value!r}: steps are integers >= 1")
+    return steps
+
+
+def _tolerances(ctx, param, value):
+    """`--tolerances 1,0.1,0` (accuracy points) -> (0.01, 0.001, 0.0)."""
+    try:
+        points = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of accuracy points") from None
+    if not points or any(not 0 <= p <= 100 for p in points):
+        raise click.BadParameter(f"{value!r}: tolerances are accuracy points in [0, 100]")
+    return tuple(p / 100 for p in points)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
+@simulation_options
+@click.option("--names", help="Comma-separated names of the runs (default: the file names).")
+@click.option("--steps", callback=_steps, help="Steps at which to show accuracy, e.g. 8,64,256 "
+                                               "(default: 8, 16, 32, ... and T).")
+@click.option("--tolerances", default="1,0.1,0", show_default=True, callback=_tolerances,
+              help="Accuracy losses (points) of the early-decision latency.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the table as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write one row per run as CSV.")
+@domain_errors
+def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, energy_profile, progress, names,
+            steps, tolerances, json_path, csv_path):
+    """Run several conversions of one ANN on the same samples and show them side by side.
+
+    FILES are network files (simulated on the first network file's /samples, or --inputs) or
+    results saved by `evsim run -o` (used as they are). Ratios are to the first.
+    """
+    if len(files) < 2:
+        raise click.UsageError("compare needs at least two files")
+    names = names.split(",") if names else _default_names(files)
+    if len(names) != len(files):
+        raise click.UsageError(f"--names gives {len(names)} names for {len(files)} files")
+    profile = load_profile(energy_profile)
+    data, labels = load_inputs(inputs) if inputs else (None, None)
+    results = run_comparison(files, data, labels, n_samples=n_samples, timesteps=timesteps, encoder=encoder,
+                             seed=seed, threads=threads, dtype=dtype, progress=_show_progress(progress))
+    table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
+    click.echo(format_comparison(table))
+    if json_path:
+        write_comparison_json(table, json_path)
+        click.echo(f"wrote {json_path}")
+    if csv_path:
+        write_comparison_csv(table, csv_path)
+        click.echo(f"wrote {csv_path}")
+
+
+def _default_names(files) -> list[str]:
+    """File names without extension; the whole path where two names would clash."""
+    stems = [Path(f).stem for f in files]
+    return stems if len(set(stems)) == len(stems) else [str(f) for f in files]
+
+
+def _show_progress(progress) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
 
 
 @main.command()

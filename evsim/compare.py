@@ -1,0 +1,236 @@
+"""Side by side: several conversions of one ANN run on the same samples (the core of an energy study).
+
+`run_comparison` simulates network files (or loads saved results) on one
+set of samples; `compare` reduces them to one row per run: accuracy at
+chosen steps, early-decision latency at each tolerance with what was spent to
+get there, events, operations and energy per sample, and every figure's ratio
+to the first run. `evsim compare` prints, and writes, that table.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import h5py
+import numpy as np
+
+from evsim.energy import EnergyProfile, load_profile
+from evsim.errors import EvsimError
+from evsim.metrics import DEFAULT_TOLERANCES
+from evsim.result import RESULT_FORMAT, SimulationResult, load_result
+
+#: Version of the JSON layout written by `write_comparison_json` (docs/cli.md documents it).
+COMPARISON_SCHEMA = 1
+
+#: Per-sample totals shown for every run (accounting.md names).
+COMPARED_COUNTS = ("events", "synaptic_ops", "ac_ops", "scaled_ops", "pool_ops", "input_macs", "bias_ops",
+                   "neuron_updates")
+
+
+def is_result_file(path) -> bool:
+    """Whether `path` is a result saved by `SimulationResult.save` (rather than a network file)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == RESULT_FORMAT
+    except OSError:
+        return False
+
+
+def run_comparison(paths: Sequence, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
+                   n_samples: Optional[int] = None, **options) -> list[SimulationResult]:
+    """One result per path, all on the same samples.
+
+    A network file is simulated (`options`: those of `simulate`); a saved
+    result is loaded as it is. The samples are `inputs` / `labels`, or else the
+    first network file's `/samples` (its first `n_samples`). Each network is
+    given its own `/ann/outputs` when it runs its own samples, for the
+    agreement measures.
+    """
+    from evsim.simulate import simulate
+    from evsim.weights_io import read_network
+
+    networks = {i: read_network(p) for i, p in enumerate(paths) if not is_result_file(p)}
+    if inputs is None and networks:
+        first = networks[min(networks)]
+        if first.samples is None:
+            raise EvsimError(f"{paths[min(networks)]} carries no /samples: give inputs")
+        inputs, labels = first.samples.inputs, first.samples.labels
+    if inputs is not None and n_samples is not None:
+        inputs, labels = inputs[:n_samples], None if labels is None else labels[:n_samples]
+    results = []
+    for i, path in enumerate(paths):
+        if i in networks:
+            network = networks[i]
+            results.append(simulate(network, inputs, labels, ann_outputs=_own_ann_outputs(network, inputs),
+                                    **options))
+        else:
+            results.append(load_result(path))
+    _check_same_samples(results, paths)
+    return results
+
+
+def _own_ann_outputs(network, inputs) -> Optional[np.ndarray]:
+    """The network's /ann/outputs restricted to `inputs`, if `inputs` are the first of its own samples."""
+    if network.ann is None or network.ann.outputs is None or network.samples is None:
+        return None
+    own = network.samples.inputs
+    if len(inputs) > len(own) or not np.array_equal(own[:len(inputs)], inputs):
+        return None
+    return network.ann.outputs[:len(inputs)]
+
+
+def _check_same_samples(results: list[SimulationResult], paths: Sequence) -> None:
+    first = results[0]
+    for path, result in zip(paths[1:], results[1:]):
+        same_labels = (first.labels is None and result.labels is None) or (
+            first.labels is not None and result.labels is not None and np.array_equal(first.labels, result.labels))
+        if result.n_samples != first.n_samples or not same_labels:
+            raise EvsimError(f"{path}: its run is not on the same samples as {paths[0]}'s "
+                             f"({result.n_samples} vs {first.n_samples} samples, or other labels)")
+        if result.readout_v.shape[1] != first.readout_v.shape[1]:
+            raise EvsimError(f"{path}: {result.readout_v.shape[1]} outputs, {paths[0]} has "
+                             f"{first.readout_v.shape[1]}: not conversions of one ANN")
+
+
+def default_steps(timesteps: int) -> list[int]:
+    """Steps at which accuracy is compared when none are chosen: 8, 16, 32, ... up to T, and T."""
+    return sorted({t for t in (2**k for k in range(3, 32)) if t < timesteps} | {timesteps})
+
+
+def compare(results: list[SimulationResult], names: Sequence[str], *, steps: Optional[Sequence[int]] = None,
+            tolerances: Sequence[float] = DEFAULT_TOLERANCES, profile: Optional[EnergyProfile] = None) -> dict:
+    """The comparison table as plain JSON types (schema in docs/cli.md); ratios are to the first run."""
+    profile = profile or load_profile()
+    steps = list(steps) if steps else default_steps(max(r.timesteps for r in results))
+    rows = [_row(result, name, steps, tolerances, profile) for result, name in zip(results, names)]
+    for row in rows:
+        row["ratio_to_first"] = _ratios(row, rows[0])
+    return {"schema": COMPARISON_SCHEMA, "profile": profile.to_dict(), "steps": steps,
+            "tolerances": list(tolerances), "n_samples": results[0].n_samples, "runs": rows}
+
+
+def _row(result: SimulationResult, name: str, steps, tolerances, profile: EnergyProfile) -> dict:
+    accuracy = result.accuracy() if result.labels is not None else None
+    per_sample = result.per_sample()
+    energy = result.energy(profile)
+    latency = []
+    for row in result.latency(tolerances):
+        entry = {"tolerance": row["tolerance"], "t": row["t"]}
+        if row["t"] is not None:
+            spent = result.spent_until(row["t"])
+            entry.update(events=spent["events"], synaptic_ops=spent["synaptic_ops"],
+                         energy_pj=profile.snn_energy(spent)["total"])
+        latency.append(entry)
+    return {
+        "name": name,
+        "timesteps": result.timesteps,
+        "encoder": result.encoder,
+        "ann_accuracy": _ann_reference(result),
+        "accuracy": {str(t): (None if accuracy is None or t > result.timesteps else float(accuracy[t - 1]))
+                     for t in steps},
+        "latency": latency,
+        "per_sample": {counter: per_sample[counter] for counter in COMPARED_COUNTS},
+        "energy_pj_per_sample": energy["snn_pj_per_sample"]["total"],
+        "snn_over_ann_energy": energy["snn_over_ann"],
+        "mean_decision_time": float(result.decision_times().mean()),
+    }
+
+
+def _ann_reference(result: SimulationResult) -> Optional[float]:
+    on_samples = result.ann_accuracy_on_samples()
+    return on_samples if on_samples is not None else result.ann_accuracy
+
+
+def _ratios(row: dict, first: dict) -> dict:
+    """This run's figure over the first run's (None where either is missing or the first is 0)."""
+    ratios = {counter: _ratio(row["per_sample"][counter], first["per_sample"][counter])
+              for counter in ("events", "synaptic_ops")}
+    ratios["energy"] = _ratio(row["energy_pj_per_sample"], first["energy_pj_per_sample"])
+    for mine, theirs in zip(row["latency"], first["latency"]):
+        for key in ("t", "events", "energy_pj"):
+            ratios[f"latency_{_tolerance_label(mine['tolerance'])}_{key}"] = _ratio(mine.get(key), theirs.get(key))
+    return ratios
+
+
+def _ratio(value, reference) -> Optional[float]:
+    return None if value is None or not reference else value / reference
+
+
+def _tolerance_label(tolerance: float) -> str:
+    """0.01 -> '1pt', 0.001 -> '0.1pt', 0 -> '0pt' (accuracy points)."""
+    return f"{100 * tolerance:g}pt"
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def format_comparison(table: dict) -> str:
+    """The side-by-side text table `evsim compare` prints: one column per run."""
+    runs = table["runs"]
+    rows: list[tuple[str, list[str]]] = [("run", [r["name"] for r in runs]), ("T", [str(r["timesteps"]) for r in runs])]
+    rows.append(("ANN accuracy", [_percent(r["ann_accuracy"]) for r in runs]))
+    rows += [(f"accuracy t={t}", [_percent(r["accuracy"][str(t)]) for r in runs]) for t in table["steps"]]
+    for i, tolerance in enumerate(table["tolerances"]):
+        label = f"within {100 * tolerance:g} pt"
+        rows.append((f"latency {label}", [_number(r["latency"][i]["t"], "{:d}") for r in runs]))
+        rows.append(("  events to get there", [_number(r["latency"][i].get("events")) for r in runs]))
+        rows.append(("  energy to get there (uJ)",
+                     [_number(_micro(r["latency"][i].get("energy_pj")), "{:,.3f}") for r in runs]))
+    rows += [(f"{counter} / sample", [_number(r["per_sample"][counter]) for r in runs]) for counter in COMPARED_COUNTS]
+    rows.append((f"energy / sample (uJ, {table['profile']['name']})",
+                 [_number(_micro(r["energy_pj_per_sample"]), "{:,.3f}") for r in runs]))
+    rows.append(("SNN / ANN energy", [_number(r["snn_over_ann_energy"], "{:.3f}") for r in runs]))
+    rows.append(("mean decision time", [_number(r["mean_decision_time"], "{:.1f}") for r in runs]))
+    for key, label in (("events", "events"), ("synaptic_ops", "synaptic ops"), ("energy", "energy")):
+        rows.append((f"{label} / first", [_number(r["ratio_to_first"][key], "{:.3f}") for r in runs]))
+    for tolerance in table["tolerances"]:
+        key = f"latency_{_tolerance_label(tolerance)}_t"
+        rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"][key], "{:.3f}")
+                                                                for r in runs]))
+    head = max(len(label) for label, _ in rows)
+    width = max(12, *(len(cell) for _, cells in rows for cell in cells))
+    header = f"{table['n_samples']} samples; energy profile {table['profile']['name']}; ratios are to the first run"
+    return "\n".join([header] + [f"{label:<{head}}  " + "  ".join(f"{c:>{width}}" for c in cells)
+                                 for label, cells in rows])
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _number(value, spec: str = "{:,.0f}") -> str:
+    return "-" if value is None else spec.format(value)
+
+
+def _micro(picojoules):
+    return None if picojoules is None else picojoules / 1e6
+
+
+def write_comparison_json(table: dict, path) -> None:
+    Path(path).write_text(json.dumps(table, indent=1))
+
+
+def comparison_rows(table: dict) -> list[dict]:
+    """One flat dict per run (the CSV rows): nested keys joined by '.'."""
+    return [_flatten(run) for run in table["runs"]]
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
+    if isinstance(value, list):  # the latency list: keyed by tolerance
+        return {k: v for item in value for k, v in
+                _flatten({key: x for key, x in item.items() if key != "tolerance"},
+                         f"{prefix}{_tolerance_label(item['tolerance'])}.").items()}
+    return {prefix[:-1]: value}
+
+
+def write_comparison_csv(table: dict, path) -> None:
+    rows = comparison_rows(table)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
