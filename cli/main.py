@@ -19,7 +19,9 @@ from evsim.compare import (
 )
 from evsim.energy import DEFAULT_PROFILE, available_profiles, load_profile
 from evsim.network import ENCODERS
+from evsim.plots import plot_result, require_matplotlib
 from evsim.report import describe_network, format_text, write_csv, write_json
+from evsim.result import load_result
 from evsim.runs import DEFAULT_CHUNK, run_to_file
 from evsim.simulate import MAX_TIMESTEPS, simulate
 from evsim.weights_io import read_network
@@ -81,11 +83,15 @@ def simulation_options(command):
 @click.option("--resume", is_flag=True, help="Finish an interrupted --output run, keeping its finished samples.")
 @click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
               help="Samples per saved chunk with --output.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
+              help="Draw the run's figures (PNG) into this folder (needs matplotlib; docs/plots.md).")
 @domain_errors
 def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, energy_profile,
-        output, resume, chunk_size, progress):
+        output, resume, chunk_size, progress, plot_dir):
     """Simulate FILE and report accuracy at every step and exact event and operation counts."""
     profile = load_profile(energy_profile)
+    if plot_dir:
+        require_matplotlib()  # before the run, not after it
     network = read_network(file)
     ann_outputs = None
     if inputs:
@@ -119,6 +125,8 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
         click.echo(f"wrote {csv_path}")
     if output:
         click.echo(f"wrote {output}")
+    if plot_dir:
+        _write_plots(result, plot_dir, title=Path(file).name)
 
 
 
@@ -191,6 +199,23 @@ def _default_names(files) -> list[str]:
 
 def _show_progress(progress) -> bool:
     return sys.stderr.isatty() if progress is None else progress
+
+
+@main.command()
+@click.argument("result_file", metavar="RESULT", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the PNG files into (created if missing).")
+@click.option("--title", help="Named in every figure's title (default: RESULT's file name).")
+@domain_errors
+def plot(result_file, out_dir, title):
+    """Draw the figures of a run saved with `evsim run -o RESULT` (docs/plots.md)."""
+    require_matplotlib()
+    _write_plots(load_result(result_file), out_dir, title=title or Path(result_file).name)
+
+
+def _write_plots(result, out_dir, title):
+    for path in plot_result(result, out_dir, title=title):
+        click.echo(f"wrote {path}")
 
 
 @main.command()

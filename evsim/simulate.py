@@ -192,6 +192,7 @@ class _Accumulator:
             populations=[p.name for p in network.populations],
             projections=[q.name for q in network.projections],
             population_kinds=[p.kind for p in network.populations],
+            population_sizes=[p.size for p in network.populations],
             projection_kinds=[q.kind for q in network.projections],
             timesteps=self.T, encoder=encoder, seed=int(seed), pred=self.pred, labels=labels,
             readout_v=self.readout_v[:, -1], readout_mass=self.readout_mass[:, -1], readout_estimate=self.estimate,
