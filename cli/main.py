@@ -19,7 +19,7 @@ from evsim.compare import (
 )
 from evsim.energy import DEFAULT_PROFILE, available_profiles, load_profile
 from evsim.network import ENCODERS
-from evsim.plots import plot_result, require_matplotlib
+from evsim.plots import plot_comparison, plot_result, require_matplotlib
 from evsim.report import describe_network, format_text, write_csv, write_json
 from evsim.result import load_result
 from evsim.runs import DEFAULT_CHUNK, run_to_file
@@ -164,9 +164,11 @@ def _tolerances(ctx, param, value):
               help="Accuracy losses (points) of the early-decision latency.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the table as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write one row per run as CSV.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
+              help="Draw the runs' figures, overlaid (PNG), into this folder (needs matplotlib; docs/plots.md).")
 @domain_errors
 def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, energy_profile, progress, names,
-            steps, tolerances, json_path, csv_path):
+            steps, tolerances, json_path, csv_path, plot_dir):
     """Run several conversions of one ANN on the same samples and show them side by side.
 
     FILES are network files (simulated on the first network file's /samples, or --inputs) or
@@ -178,6 +180,8 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     if len(names) != len(files):
         raise click.UsageError(f"--names gives {len(names)} names for {len(files)} files")
     profile = load_profile(energy_profile)
+    if plot_dir:
+        require_matplotlib()  # before the runs, not after them
     data, labels = load_inputs(inputs) if inputs else (None, None)
     results = run_comparison(files, data, labels, n_samples=n_samples, timesteps=timesteps, encoder=encoder,
                              seed=seed, threads=threads, dtype=dtype, progress=_show_progress(progress))
@@ -189,6 +193,9 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     if csv_path:
         write_comparison_csv(table, csv_path)
         click.echo(f"wrote {csv_path}")
+    if plot_dir:
+        for path in plot_comparison(results, names, plot_dir):
+            click.echo(f"wrote {path}")
 
 
 def _default_names(files) -> list[str]:

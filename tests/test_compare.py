@@ -125,7 +125,8 @@ def test_cli_compare_prints_and_writes(files, tmp_path):
 
     out_json, out_csv = tmp_path / "c.json", tmp_path / "c.csv"
     args = ["compare", *map(str, files), "-n", "8", "-T", "16", "--names", "max,half", "--steps", "16,4",
-            "--tolerances", "1,0", "--energy", "cmos45-int8", "--json", str(out_json), "--csv", str(out_csv)]
+            "--tolerances", "1,0", "--energy", "cmos45-int8", "--json", str(out_json), "--csv", str(out_csv),
+            "--plot", str(tmp_path / "plots")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     table = json.loads(out_json.read_text())
@@ -136,6 +137,9 @@ def test_cli_compare_prints_and_writes(files, tmp_path):
                                      "mean_decision_time", "ratio_to_first"}
     assert "cmos45-int8" in result.output and "accuracy t=4" in result.output
     assert [row["name"] for row in csv.DictReader(out_csv.open())] == ["max", "half"]
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == ["accuracy.png", "accuracy_vs_events.png", "accuracy_vs_synaptic_ops.png", "agreement.png"]
+    assert all((tmp_path / "plots" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for name in pngs)
     # the same runs through the Python API give the same table
     api = compare(run_comparison(files, n_samples=8, timesteps=16), ["max", "half"], steps=[4, 16],
                   tolerances=(0.01, 0.0), profile=load_profile("cmos45-int8"))
