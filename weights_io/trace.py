@@ -1,0 +1,369 @@
+"""A PyTorch model -> its folded layers (torch.fx tracing, batch-norm folding), and running them.
+
+The model is traced with torch.fx (never by walking its module list): layers
+join by graph edges, so residual graphs will need a new node kind (the add),
+not a rewrite. Supported nodes: `Conv2d` (stride, padding, dilation, groups,
+bias), `Linear`, `BatchNorm2d` / `BatchNorm1d` right after a conv / linear
+(folded into it, BSNN eq. 7), activations right after a conv / linear (or its
+batch norm): `ReLU` (module, `F.relu`, `torch.relu`, `.relu()`), `LeakyReLU`
+(module, `F.leaky_relu`) and the clip layer `evsim.weights_io.layers.TrainableClip`
+(traced as a leaf); `AvgPool2d` (module; `count_include_pad=True`, no ceil
+mode), flatten (`nn.Flatten`, `torch.flatten`, `.flatten/.view/.reshape` to
+`[batch, features]`: no layer, the dense projection reads its source in
+C-major order), `Dropout` and `Identity` (ignored). Anything else raises
+`ExportError` naming the node and its type.
+
+torch is imported only inside the functions, so this module imports without it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+
+from evsim.errors import ExportError
+
+
+def torch_module():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - CI installs torch
+        raise ExportError("exporting needs PyTorch: pip install 'evsim[export]'") from exc
+    return torch
+
+
+@dataclass(frozen=True)
+class Activation:
+    """The activation after a conv / dense layer, in the terms of the double-threshold paper (eq. 6).
+
+    For a pre-activation u: z = u when u >= 0 (slope alpha+ = 1 for every
+    supported activation), z = negative_slope * u when u < 0, and z is at most
+    `ceiling` when there is one (the clip). kind "none" is the identity
+    (negative_slope 1): the readout, or a hidden linear layer.
+    """
+
+    kind: str = "none"  # "none", "relu", "leaky_relu", "clip"
+    negative_slope: float = 1.0
+    ceiling: Optional[float] = None
+
+    @property
+    def non_negative(self) -> bool:
+        return self.negative_slope == 0
+
+    def __str__(self) -> str:
+        if self.kind == "leaky_relu":
+            return f"leaky_relu(negative_slope={self.negative_slope:g})"
+        if self.kind == "clip":
+            return f"clip(0, {self.ceiling:g})"
+        return self.kind
+
+
+IDENTITY = Activation()
+RELU = Activation("relu", 0.0)
+
+
+@dataclass
+class Layer:
+    """One node of the folded ANN: the input, a conv2d / dense map, or an average pool.
+
+    `shape` is the output shape without the batch; `weight` / `bias` are
+    float64, batch norm already folded in; `activation` is what follows.
+    """
+
+    name: str
+    op: str  # "input", "conv2d", "dense", "avgpool2d"
+    shape: tuple[int, ...]
+    source: Optional[str] = None
+    weight: Optional[np.ndarray] = None
+    bias: Optional[np.ndarray] = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    kernel: tuple[int, int] = (1, 1)  # pools only
+    activation: Activation = IDENTITY
+
+    @property
+    def weighted(self) -> bool:
+        return self.op in ("conv2d", "dense")
+
+
+def non_negative(layer: Layer, layers: dict) -> bool:
+    """Whether a layer's output is >= 0 (single-threshold neurons can carry it). The input may be signed."""
+    if layer.op == "avgpool2d":
+        return non_negative(layers[layer.source], layers)
+    return layer.op != "input" and layer.activation.non_negative
+
+
+# ----------------------------------------------------------------------------- tracing
+
+ACTIVATION_OPS = ("relu", "leaky_relu", "clip")
+
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if np.isscalar(value) else tuple(int(v) for v in value)
+
+
+def _node_op(node, modules) -> str:
+    """What a traced node does: conv2d, dense, batchnorm, an activation, avgpool2d, reshape or identity."""
+    torch = torch_module()
+    nn, F = torch.nn, torch.nn.functional
+    from evsim.weights_io.layers import TrainableClip
+
+    if node.op == "call_module":
+        module = modules[node.target]
+        for types, op in (
+            (nn.Conv2d, "conv2d"), (nn.Linear, "dense"), ((nn.BatchNorm2d, nn.BatchNorm1d), "batchnorm"),
+            (nn.ReLU, "relu"), (nn.LeakyReLU, "leaky_relu"), (TrainableClip, "clip"), (nn.AvgPool2d, "avgpool2d"),
+            (nn.Flatten, "reshape"), ((nn.Dropout, nn.Identity), "identity"),
+        ):
+            # exact types: a subclass may override forward with anything
+            if type(module) in (types if isinstance(types, tuple) else (types,)):
+                return op
+        raise ExportError(
+            f"node {node.name!r}: module {node.target!r} of type {type(module).__name__} is not supported "
+            "(supported: Conv2d, Linear, BatchNorm1d/2d, ReLU, LeakyReLU, TrainableClip, AvgPool2d, Flatten, "
+            "Dropout, Identity)"
+        )
+    ops = {
+        "call_function": {F.relu: "relu", torch.relu: "relu", F.leaky_relu: "leaky_relu", torch.flatten: "reshape",
+                          F.dropout: "identity"},
+        "call_method": {"relu": "relu", "flatten": "reshape", "view": "reshape", "reshape": "reshape",
+                        "contiguous": "identity"},
+    }.get(node.op, {})
+    if node.target in ops:
+        return ops[node.target]
+    target = getattr(node.target, "__name__", node.target)
+    raise ExportError(f"node {node.name!r}: {node.op} {target!r} is not supported by the exporter")
+
+
+def _activation(node, op: str, module) -> Activation:
+    """The activation a relu / leaky_relu / clip node applies, its parameters checked."""
+    if op == "relu":
+        return RELU
+    if op == "leaky_relu":
+        # F.leaky_relu hands its call to fx with the slope by keyword, the default included
+        slope = module.negative_slope if module is not None else node.kwargs["negative_slope"]
+        if not slope >= 0:
+            raise ExportError(f"node {node.name!r}: LeakyReLU negative_slope {slope} < 0 maps negative inputs to "
+                              "positive outputs, which no threshold can follow")
+        return Activation("leaky_relu", float(slope))
+    theta = module.theta.detach()
+    if theta.numel() != 1 or not float(theta) > 0:
+        raise ExportError(f"node {node.name!r}: TrainableClip theta must be one value > 0, got "
+                          f"{theta.double().numpy().tolist()}")
+    return Activation("clip", 0.0, float(theta))
+
+
+def _record_shapes(graph_module, example) -> dict:
+    """Run the traced graph once; the per-node output shape, or None for non-tensors (x.size(0), ...)."""
+    torch = torch_module()
+    shapes = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            result = super().run_node(node)
+            shapes[node] = tuple(result.shape) if isinstance(result, torch.Tensor) else None
+            return result
+
+    with torch.no_grad():
+        Recorder(graph_module).run(example)
+    return shapes
+
+
+def _affine_layer(node, module, op, source: Layer, shape) -> Layer:
+    weight = module.weight.detach().double().numpy().copy()
+    bias = module.bias.detach().double().numpy().copy() if module.bias is not None else np.zeros(weight.shape[0])
+    layer = Layer(node.name, op, shape, source.name, weight, bias)
+    if op == "conv2d":
+        if isinstance(module.padding, str) or module.padding_mode != "zeros":
+            raise ExportError(f"node {node.name!r}: Conv2d padding {module.padding!r} / padding_mode "
+                              f"{module.padding_mode!r}: only explicit zero padding is supported")
+        layer.stride, layer.padding = _pair(module.stride), _pair(module.padding)
+        layer.dilation, layer.groups = _pair(module.dilation), int(module.groups)
+    return layer
+
+
+def _pool_layer(node, module, source: Layer, shape) -> Layer:
+    if module.ceil_mode or not module.count_include_pad or module.divisor_override is not None:
+        raise ExportError(f"node {node.name!r}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
+                          "and no divisor_override")
+    stride = module.stride if module.stride is not None else module.kernel_size
+    return Layer(node.name, "avgpool2d", shape, source.name, kernel=_pair(module.kernel_size),
+                 stride=_pair(stride), padding=_pair(module.padding))
+
+
+def _fold_batchnorm(layer: Layer, bn, node) -> None:
+    """BSNN eq. 7: BN(Wx + b) = (gamma/sigma) W x + (gamma/sigma)(b - mu) + beta."""
+    torch = torch_module()
+    expected = torch.nn.BatchNorm2d if layer.op == "conv2d" else torch.nn.BatchNorm1d
+    if type(bn) is not expected:
+        raise ExportError(f"node {node.name!r}: {type(bn).__name__} cannot follow a {layer.op} layer")
+    if bn.running_mean is None:
+        raise ExportError(f"node {node.name!r}: batch norm without running statistics cannot be folded")
+    mean, var = bn.running_mean.double().numpy(), bn.running_var.double().numpy()
+    gamma = bn.weight.detach().double().numpy() if bn.affine else np.ones_like(mean)
+    beta = bn.bias.detach().double().numpy() if bn.affine else np.zeros_like(mean)
+    scale = gamma / np.sqrt(var + bn.eps)
+    layer.weight = layer.weight * scale.reshape(-1, *[1] * (layer.weight.ndim - 1))
+    layer.bias = (layer.bias - mean) * scale + beta
+
+
+def _symbolic_trace(model):
+    """torch.fx tracing with TrainableClip kept as one leaf node (fx would otherwise inline its clamp)."""
+    torch = torch_module()
+    from evsim.weights_io.layers import TrainableClip
+
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, module, qualified_name):
+            return type(module) is TrainableClip or super().is_leaf_module(module, qualified_name)
+
+    tracer = Tracer()
+    graph = tracer.trace(model)
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def trace_model(model, example) -> list[Layer]:
+    """Trace `model` (eval mode) with torch.fx into folded layers, in topological order.
+
+    `example` is a small input batch `[n, *input shape]` (n >= 2 lets the
+    flatten check tell a batch dimension from a fixed one).
+    """
+    torch = torch_module()
+    try:
+        graph_module = _symbolic_trace(model)
+    except Exception as exc:
+        raise ExportError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from exc
+    graph = _Graph(_record_shapes(graph_module, example), dict(graph_module.named_modules()))
+    for node in graph_module.graph.nodes:
+        graph.read(node)
+    output = graph.value.get(graph.output) if isinstance(graph.output, torch.fx.Node) else None
+    last = graph.layers.get(output)
+    if last is None or not last.weighted or last.activation.kind != "none":
+        raise ExportError("the model must return the output of a Conv2d/Linear layer without activation "
+                          "(ReLU, LeakyReLU, clip): it becomes the readout population")
+    return _ancestors(list(graph.layers.values()), last)
+
+
+class _Graph:
+    """The folded layers read so far from a traced graph, node by node (topological order)."""
+
+    def __init__(self, shapes: dict, modules: dict):
+        self.shapes, self.modules = shapes, modules
+        self.layers: dict[str, Layer] = {}
+        self.value: dict = {}  # fx node -> name of the layer whose output it is
+        self.head: dict = {}  # layer name -> the node holding its latest value (after BN / activation)
+        self.output = None
+
+    def read(self, node) -> None:
+        if node.op == "placeholder":
+            if self.layers:
+                raise ExportError(f"node {node.name!r}: the model must take exactly one input")
+            self.add(node, Layer("input", "input", self.shapes[node][1:]))
+        elif node.op == "output":
+            self.output = node.args[0]
+        elif self.shapes[node] is not None:  # else shape arithmetic such as x.size(0): no data
+            op = _node_op(node, self.modules)
+            source = self.layers[self.value[node.args[0]]]
+            module = self.modules.get(node.target) if node.op == "call_module" else None
+            if op in ("conv2d", "dense", "avgpool2d"):
+                self.add_layer(node, op, module, source)
+            elif op == "batchnorm" or op in ACTIVATION_OPS:
+                self.apply(node, op, module, source)
+            elif op == "reshape":
+                self.flatten(node, source)
+            else:
+                self.value[node] = source.name
+
+    def add(self, node, layer: Layer) -> None:
+        self.layers[layer.name] = layer
+        self.value[node], self.head[layer.name] = layer.name, node
+
+    def add_layer(self, node, op, module, source: Layer) -> None:
+        shape = self.shapes[node][1:]
+        if op == "avgpool2d":
+            self.add(node, _pool_layer(node, module, source, shape))
+        else:
+            self.add(node, _affine_layer(node, module, op, source, shape))
+
+    def apply(self, node, op, module, source: Layer) -> None:
+        """Fold a batch norm into, or put an activation on, the conv / linear layer just before."""
+        activation = None if op == "batchnorm" else _activation(node, op, module)
+        if op in ("relu", "leaky_relu") and non_negative(source, self.layers):
+            self.value[node] = source.name  # (leaky) ReLU of a non-negative value is the identity
+            return
+        previous = node.args[0]
+        if not source.weighted or source.activation.kind != "none" or self.head[source.name] is not previous \
+                or len(previous.users) != 1:
+            raise ExportError(f"node {node.name!r}: {op} must directly follow a Conv2d/Linear (or its batch "
+                              f"norm) whose output has no other use; it follows {previous.name!r}")
+        if op == "batchnorm":
+            _fold_batchnorm(source, module, node)
+        else:
+            source.activation = activation
+        self.value[node], self.head[source.name] = source.name, node
+
+    def flatten(self, node, source: Layer) -> None:
+        if self.shapes[node] != (self.shapes[node.args[0]][0], int(np.prod(source.shape))):
+            raise ExportError(f"node {node.name!r}: reshape to {list(self.shapes[node])} is not a flatten to "
+                              "[batch, features]")
+        self.value[node] = source.name  # flatten is no layer: dense reads its source in C-major order
+
+
+def _ancestors(layers: list[Layer], last: Layer) -> list[Layer]:
+    """The layers `last` depends on, itself included (traced but unused modules are dropped)."""
+    keep = {last.name}
+    for layer in reversed(layers):
+        if layer.name in keep and layer.source is not None:
+            keep.add(layer.source)
+    return [layer for layer in layers if layer.name in keep]
+
+
+# ----------------------------------------------------------------------------- the folded ANN
+
+
+def _activate(y, activation: Activation):
+    F = torch_module().nn.functional
+    if activation.kind == "relu":
+        return F.relu(y)
+    if activation.kind == "leaky_relu":
+        return F.leaky_relu(y, activation.negative_slope)
+    if activation.kind == "clip":
+        return y.clamp(0.0, activation.ceiling)
+    return y
+
+
+def run_layers(layers: list[Layer], x) -> dict:
+    """Run the folded ANN on a batch; {layer name: output tensor (after its activation)}."""
+    torch = torch_module()
+    F = torch.nn.functional
+    acts = {}
+    for layer in layers:
+        if layer.op == "input":
+            y = x
+        elif layer.op == "avgpool2d":
+            y = F.avg_pool2d(acts[layer.source], layer.kernel, layer.stride, layer.padding)
+        else:
+            w = torch.from_numpy(layer.weight).to(x.dtype)
+            b = torch.from_numpy(layer.bias).to(x.dtype)
+            src = acts[layer.source]
+            if layer.op == "dense":
+                y = F.linear(src.flatten(1), w, b)
+            else:
+                y = F.conv2d(src, w, b, layer.stride, layer.padding, layer.dilation, layer.groups)
+        acts[layer.name] = _activate(y, layer.activation)
+    return acts
+
+
+def weighted_layer_outputs(layers: list[Layer], calibration, batch_size: int) -> Iterator[dict]:
+    """{conv / dense layer name: its outputs (after the activation), numpy}, one calibration batch at a time.
+
+    The ANN runs in the calibration's dtype (the model's own float32), as it
+    ran in training; what a method computes from these is float64.
+    """
+    torch = torch_module()
+    with torch.no_grad():
+        for start in range(0, len(calibration), batch_size):
+            acts = run_layers(layers, calibration[start:start + batch_size])
+            yield {layer.name: acts[layer.name].numpy() for layer in layers if layer.weighted}
