@@ -8,6 +8,10 @@ images, 500 per digit; no download), converted with evsim's exporter
 
     pip install 'evsim[examples]'
     python examples/train_mnist_cnn.py            # ~1-2 min on one core
+
+Beside the converted file it writes the trained ANN's weights
+(`mnist_cnn.pt`, a state dict of `MnistCnn`), so studies of other conversions
+of the same ANN (examples/study_rate_norm.py) need no retraining.
 """
 from __future__ import annotations
 
@@ -99,6 +103,7 @@ def main(argv=None):
     print(f"trained {args.epochs} epochs in {time.perf_counter() - start:.0f} s; "
           f"ANN accuracy: train {accuracy(model, x_train, y_train):.4f}, test {accuracy(model, x_test, y_test):.4f}")
 
+    torch.save(model.state_dict(), args.out.with_suffix(".pt"))  # the trained ANN, for studies of other conversions
     network = export_model(
         model, args.out,
         calibration=x_train, samples=x_test[:N_SAMPLES], labels=y_test[:N_SAMPLES],
