@@ -60,3 +60,27 @@ def test_phase_encoder_emits_the_binary_expansion():
     assert coef[0, :, 0].tolist() == [1, 1, 0, 1, 1, 1, 0, 1]
     assert value[0, :4, 0].sum() == 0.8125
     assert result.readout_trace[0, [3, 7], 0].tolist() == [0.8125, 1.625]
+
+
+def test_stale_numba_cache_is_dropped_wherever_numba_keeps_it(tmp_path, monkeypatch):
+    """A changed evsim source must invalidate every cached kernel, under NUMBA_CACHE_DIR too."""
+    import hashlib
+    from pathlib import Path
+
+    import numba
+
+    from evsim import jit
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
+    here = Path(jit.__file__).parent
+    cache = tmp_path / f"{here.name}_{hashlib.sha1(str(here.resolve()).encode()).hexdigest()}"
+    cache.mkdir()
+    (cache / "evsim-sources.sha256").write_text("digest of older sources")
+    stale = cache / "scheduler.run_batch-1.py311.nbi"
+    stale.write_text("")
+    jit._drop_stale_cache()
+    assert not stale.exists()
+    fresh = cache / "scheduler.run_batch-1.py311.nbc"
+    fresh.write_text("")
+    jit._drop_stale_cache()  # sources unchanged since: the cache is kept
+    assert fresh.exists()
