@@ -86,7 +86,7 @@ def delivery_runs(network, inputs_by_config, *, reps, timesteps):
 
     kwargs = dict(timesteps=timesteps, threads=1, dtype="float32", encoder="bernoulli")
     results, walls, cpus = {}, {key: [] for key in inputs_by_config}, {key: [] for key in inputs_by_config}
-    for key, inputs in inputs_by_config.items():
+    for inputs in inputs_by_config.values():
         simulate(network, inputs[:1], **kwargs)  # warm-up
     for _ in range(reps):
         for key, inputs in inputs_by_config.items():

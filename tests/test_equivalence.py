@@ -70,7 +70,10 @@ def test_bernoulli_stream_follows_the_seed():
     a = simulate(network, inputs, timesteps=T, encoder="bernoulli", seed=1, record_counts=True)
     b = simulate(network, inputs, timesteps=T, encoder="bernoulli", seed=1, record_counts=True)
     c = simulate(network, inputs, timesteps=T, encoder="bernoulli", seed=2, record_counts=True)
-    events = lambda r: r.pop_counts[:, :, 0, 0]  # input population events
+
+    def events(result):  # the input population's events
+        return result.pop_counts[:, :, 0, 0]
+
     assert np.array_equal(events(a), events(b))
     assert not np.array_equal(events(a), events(c))
     # identical inputs in two samples still get independent streams
