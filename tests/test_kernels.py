@@ -26,7 +26,8 @@ def test_coefficient_is_exact_whatever_division_rounds_to():
     assert coefficient(1.0, 1.0, 0) == 1
 
 
-@pytest.mark.parametrize("k,dilation,stride,pad,n_in", [(3, 1, 1, 1, 7), (5, 1, 2, 2, 9), (3, 2, 2, 2, 8), (2, 1, 2, 0, 6), (4, 2, 3, 1, 11)])
+@pytest.mark.parametrize("k,dilation,stride,pad,n_in",
+                         [(3, 1, 1, 1, 7), (5, 1, 2, 2, 9), (3, 2, 2, 2, 8), (2, 1, 2, 0, 6), (4, 2, 3, 1, 11)])
 def test_window_tables_match_brute_force(k, dilation, stride, pad, n_in):
     n_out = (n_in + 2 * pad - dilation * (k - 1) - 1) // stride + 1
     table = axis_hits(n_in, pad, k, dilation, stride, n_out)
