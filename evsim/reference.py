@@ -139,7 +139,9 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
             counts = dict.fromkeys(POPULATION_COUNTERS, 0)
             if pop.kind == "input":
                 c = _encode(x, pop, encoder, seed, sample, t)
-                coef[pop.name], value[pop.name] = {"out": c}, {"out": c * sk}
+                # the phase encoder's bit k weighs S_k even when the input population is rate coded
+                weight = 2.0 ** -(1 + t % pop.phase_period) if encoder == "phase" else sk
+                coef[pop.name], value[pop.name] = {"out": c}, {"out": c * weight}
             elif pop.kind == "relay":
                 coef[pop.name], value[pop.name] = _max_gate(network, pop, matrices, coef, value, mass)
             else:

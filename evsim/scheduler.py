@@ -21,7 +21,8 @@ from evsim.counters import (BIAS_OPS, EVENTS, EVENTS_A, EVENTS_B, INPUT_MACS, IN
 from evsim.jit import kernel, parallel_kernel
 from evsim.kernels import (add_scaled, bernoulli_uniform, fire, maxpool_winner, phase_bit, push_avgpool, push_conv,
                            push_dense, push_identity, push_sparse, step_weight, window_entries)
-from evsim.plan import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, G_CIN, G_WOUT, IDENTITY, INPUT, MAXPOOL2D, RELAY, SPARSE)
+from evsim.plan import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, G_CIN, G_WOUT, IDENTITY, INPUT, MAXPOOL2D, PHASE,
+                        RELAY, SPARSE)
 
 
 @kernel
@@ -240,7 +241,9 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
             ebase = 2 * noff[p]
             if kind == INPUT:
                 if not analog:
-                    ev_n[p] = encode(encoder, x, plan.input_chw, plan.pop_period[p], sample, seed, t, sk,
+                    # phase encoder events weigh S_k whatever the input population's coding (semantics)
+                    weight = step_weight(True, plan.pop_period[p], t) if encoder == PHASE else sk
+                    ev_n[p] = encode(encoder, x, plan.input_chw, plan.pop_period[p], sample, seed, t, weight,
                                      ev_idx, ev_coef, ev_tag, ev_val, ebase)
             elif kind != RELAY:  # a relay's events were placed by its max-pool gate
                 integrate(v, current, plan.bias, soff[p], noff[p], size[p], units[p],
