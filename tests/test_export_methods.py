@@ -373,8 +373,8 @@ def test_meta_records_the_method_and_reads_back(tmp_path):
 
 
 @pytest.mark.parametrize("model, options, pattern", [
-    (_dense(nn.ReLU), {"method": "phase"},
-     r"method must be one of \['rate-norm', 'termapping', 'augmapping', 'clip'\], got 'phase'"),
+    (_dense(nn.ReLU), {"method": "burst"},
+     r"method must be one of \['rate-norm', 'termapping', 'augmapping', 'clip', 'phase', 'bsnn'\], got 'burst'"),
     (_dense(nn.ReLU), {"method": "termapping", "percentile": 99.0},
      r"option percentile=99.0 does not apply to method 'termapping' \(its options: v_init_fraction\)"),
     (_dense(nn.ReLU), {"method": "augmapping", "percentile": 100}, r"percentile=100 does not apply to.*'augmapping'"),
@@ -392,7 +392,7 @@ def test_meta_records_the_method_and_reads_back(tmp_path):
      r"leaky_relu needs method termapping or augmapping\)"),
     (_dense(lambda: nn.LeakyReLU(0.1)), {"method": "clip"}, r"method 'clip' cannot convert leaky_relu"),
     (_dense(nn.ReLU), {"method": "clip"}, r"method 'clip' cannot convert relu \(it converts clip; relu needs method "
-                                          r"rate-norm or termapping or augmapping\)"),
+                                          r"rate-norm or termapping or augmapping or phase or bsnn\)"),
     (_clip_net()[0], {"method": "termapping"},
      r"method 'termapping' cannot convert clip\(0, 0.75\).*needs method clip"),
     (_clip_net()[0], {"method": "augmapping"}, r"method 'augmapping' cannot convert clip"),

@@ -1,26 +1,35 @@
-"""The PyTorch exporter: a trained ANN -> a rate-coded evsim `Network` (and file), by a named method.
+"""The PyTorch exporter: a trained ANN -> an evsim `Network` (and file), by a named method.
 
 Conversion (docs/export.md has the formulas of every method):
 
 1. The model is traced with torch.fx and its batch norms folded
-   (`weights_io.trace`: the supported nodes are listed there).
+   (`weights_io.trace`: the supported nodes are listed there; residual sums
+   and max pools included).
 2. The method (`weights_io.methods`: "rate-norm", "termapping",
-   "augmapping", "clip") checks that it can convert the layers' activations,
-   measures what it needs on the calibration set, and gives every conv /
-   dense layer a `Scaling`: what one spike and one unit of membrane
-   potential stand for in ANN units. Weights, biases, thresholds and the
-   readout's `output_scale` follow from it by one set of rules, the same for
-   every method (`methods.weight_scale`, `methods.thresholds`).
-3. Every hidden conv / dense layer becomes an `if` population (rate coding,
-   the method's `max_coeff`, its bias per channel / neuron, v_init =
-   v_init_fraction * theta_pos). An `AvgPool2d` becomes an `avgpool2d`
-   projection into its own `if` population (threshold 1 in units of its
-   source's spikes, -1 as well when the source can be negative): the pool of
-   spikes is re-encoded as spikes, as semantics.md describes (the
-   alternative, folding the pool into the next linear layer, is not done;
-   /meta says so). The output layer becomes a `readout` population in
-   `potential` mode, whose rate (potential / T) times `output_scale`
-   approximates the ANN's output.
+   "augmapping", "clip", "phase", "bsnn") checks that it can convert the
+   layers, may rewrite them (bsnn: synchronous neurons on residual
+   shortcuts), measures what it needs on the calibration set, and gives
+   every conv / dense layer and every residual sum a `Scaling`: what one
+   spike and one unit of membrane potential stand for in ANN units. Weights,
+   biases, thresholds and the readout's `output_scale` follow from it by one
+   set of rules, the same for every method (`methods.weight_scale`,
+   `methods.thresholds`).
+3. Every hidden conv / dense layer becomes a population of the method's
+   neurons (`if` with rate coding; `if` with phase coding under "phase";
+   `bif` pairs with phase coding under "bsnn"), with the method's
+   `max_coeff`, its bias per channel / neuron, v_init = v_init_fraction *
+   theta_pos. An `AvgPool2d` becomes an `avgpool2d` projection into its own
+   hidden population (threshold 1 in units of its source's spikes, -1 as
+   well when the source can be negative): the pool of spikes is re-encoded
+   as spikes, as semantics.md describes (the alternative, folding the pool
+   into the next linear layer, is not done; /meta says so). A `MaxPool2d`
+   becomes a `maxpool2d` projection (the spiking max gate) into a `relay`
+   population, which passes the winner's spikes unchanged. A residual sum
+   becomes one hidden population fed by each of its terms: the merged conv
+   path, and an identity shortcut of scale lambda_in / lambda_out (BSNN
+   eq. 16) or a 1x1-conv shortcut. The output layer becomes a `readout`
+   population in `potential` mode, whose rate (drive / W(t), W(t) the sum of
+   its step weights) times `output_scale` approximates the ANN's output.
 4. `/ann` (MACs, accuracy, the ANN's outputs on the samples, and per
    population what one spike stands for: lambda under rate-norm), `/samples`
    and `/meta` (method, options, per-layer scalings and thresholds) are
@@ -62,8 +71,16 @@ from evsim.weights_io.trace import (
 __all__ = ["ann_macs", "architecture_string", "build_network", "convert_model", "export_model", "run_layers",
            "trace_model"]
 
-POOL_HANDLING = ("avgpool2d projection into an if population (theta_pos 1 in units of its source's spikes, "
-                 "theta_neg -1 when the source can be negative; not folded into the next layer)")
+POOL_HANDLING = ("avgpool2d projection into a hidden population of the method's neurons (theta_pos 1 in units "
+                 "of its source's spikes, theta_neg -1 when the source can be negative; not folded into the next "
+                 "layer)")
+MAXPOOL_HANDLING = ("maxpool2d projection (the spiking max gate: per window, the spikes of the neuron with the "
+                    "most spike mass so far pass) into a relay population, lambda kept from its source; only of "
+                    "non-negative sources")
+RESIDUAL_HANDLING = ("a sum (followed by its ReLU) is one hidden population: the conv path's last conv (+BN) is a "
+                     "projection into it, normalised by the sum's lambda_out; an identity shortcut is an identity "
+                     "projection of scale lambda_in / lambda_out (BSNN eq. 16), a 1x1-conv (+BN) shortcut a conv2d "
+                     "projection normalised like any layer; its bias is the sum of both paths' biases / lambda_out")
 
 
 # ----------------------------------------------------------------------------- the ANN's cost
@@ -71,16 +88,19 @@ POOL_HANDLING = ("avgpool2d projection into an if population (theta_pos 1 in uni
 
 def ann_macs(layers: list[Layer]) -> dict:
     """MACs per sample and layer (accounting.md): dense in*out, conv Cout*Hout*Wout*Cin/g*kh*kw,
-    average pool one add per (input element, window holding it)."""
+    average and max pools one add / compare per (input element, window holding it), a sum one add per
+    output element and extra term; synchronous neurons (the identity in the ANN) none."""
     shapes = {layer.name: layer.shape for layer in layers}
     macs = {}
     for layer in layers:
         if layer.op in ("conv2d", "dense"):
             macs[layer.name] = int(np.prod(layer.shape)) * int(np.prod(layer.weight.shape[1:]))
-        elif layer.op == "avgpool2d":
+        elif layer.op in ("avgpool2d", "maxpool2d"):
             channels, *hw_in = shapes[layer.source]
             rows, cols = (_window_taps(hw_in[i], layer.kernel[i], layer.stride[i], layer.padding[i]) for i in range(2))
             macs[layer.name] = channels * rows * cols
+        elif layer.op == "add":
+            macs[layer.name] = (len(layer.sources) - 1) * int(np.prod(layer.shape))
     return macs
 
 
@@ -98,65 +118,145 @@ def _bias_parameter(bias: np.ndarray) -> np.ndarray:
     return np.zeros((), np.float32) if not np.any(bias) else bias.astype(np.float32)
 
 
-def build_network(layers: list[Layer], scalings: dict, *, max_coeff: int = 1, v_init_fraction: float = 0.0,
-                  input_encoding: str = "analog") -> tuple[list[Population], list[Projection], list[dict]]:
-    """Populations and projections for the layers' `Scaling`s (methods.py), in topological order,
-    and a per-layer summary of what was set (for /meta)."""
-    by_name = {layer.name: layer for layer in layers}
-    populations, projections, summary = [], [], []
-    for order, layer in enumerate(layers):
+class _Builder:
+    """Populations and projections, one layer at a time (topological order)."""
+
+    def __init__(self, layers: list[Layer], scalings: dict, max_coeff: int, v_init_fraction: float,
+                 input_encoding: str, kind: str, coding: str, phase_period: int):
+        self.layers, self.scalings = layers, scalings
+        self.by_name = {layer.name: layer for layer in layers}
+        self.max_coeff, self.v_init_fraction, self.input_encoding = max_coeff, v_init_fraction, input_encoding
+        self.kind, self.coding, self.phase_period = kind, coding, phase_period
+        self.populations: list[Population] = []
+        self.projections: list[Projection] = []
+        self.summary: list[dict] = []
+        self.tagged: dict[str, bool] = {}  # population -> whether its events carry A/B tags
+
+    def population_kind(self, layer: Layer) -> str:
+        if layer is self.layers[-1]:
+            return "readout"
+        return "relay" if layer.op == "maxpool2d" else self.kind
+
+    def reach(self, source: str, target_kind: str) -> float:
+        """1/2 for what reaches both units of a bif pair (an untagged source's events): each unit integrates it
+        over two periods and fires once, so half of it per unit makes one period's worth; else 1."""
+        return 0.5 if target_kind == "bif" and not self.tagged[source] else 1.0
+
+    def add(self, layer: Layer) -> None:
+        order = len(self.populations)
         if layer.op == "input":
-            populations.append(Population(layer.name, "input", layer.shape, order, encoding=input_encoding))
-            continue
-        readout = order == len(layers) - 1
-        scaling = scalings[layer.name]
-        if layer.op == "avgpool2d":
-            projections.append(Projection(layer.name, "avgpool2d", layer.source, layer.name, kernel=layer.kernel,
-                                          stride=layer.stride, padding=layer.padding))
-            bias, factor = np.zeros(()), None
-            # a pool is linear: it carries negative values exactly when its source has them
-            negative_slope = 0.0 if non_negative(by_name[layer.source], by_name) else 1.0
-        else:
-            factor = weight_scale(scaling, scalings[layer.source])
-            projections.append(Projection(
-                layer.name, layer.op, layer.source, layer.name, weight=(layer.weight * factor).astype(np.float32),
-                stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
-            ))
-            bias, negative_slope = layer.bias / scaling.potential, layer.activation.negative_slope
+            self.tagged[layer.name] = False
+            self.populations.append(Population(layer.name, "input", layer.shape, order, coding=self.coding,
+                                               phase_period=self.phase_period, encoding=self.input_encoding))
+            return
+        kind = self.population_kind(layer)
+        scaling = self.scalings[layer.name]
+        entry = {"layer": layer.name, "op": layer.op, "population": kind}
+        if layer.op == "maxpool2d":
+            self.project(Projection(layer.name, "maxpool2d", layer.source, layer.name, kernel=layer.kernel,
+                                    stride=layer.stride, padding=layer.padding))
+            self.tagged[layer.name] = self.tagged[layer.source]
+            self.populations.append(Population(layer.name, "relay", layer.shape, order, coding=self.coding,
+                                               phase_period=self.phase_period))
+            entry.update(spike=scaling.spike, potential=scaling.potential)
+            self.summary.append(entry)
+            return
+        bias, negative_slope = self.incoming(layer, kind, scaling, entry)
+        bias_reach = 0.5 if kind == "bif" else 1.0
+        readout = kind == "readout"
         theta_pos, theta_neg = thresholds(scaling, 0.0 if readout else negative_slope)  # a readout never fires
-        v_init = 0.0 if readout else v_init_fraction * theta_pos
-        populations.append(Population(
-            layer.name, "readout" if readout else "if", layer.shape, order, max_coeff=1 if readout else max_coeff,
-            theta_pos=np.array(theta_pos, np.float32),
+        v_init = 0.0 if readout else self.v_init_fraction * theta_pos
+        self.tagged[layer.name] = kind == "bif"
+        self.populations.append(Population(
+            layer.name, kind, layer.shape, order, coding=self.coding, phase_period=self.phase_period,
+            max_coeff=1 if readout else self.max_coeff, theta_pos=np.array(theta_pos, np.float32),
             theta_neg=None if theta_neg is None else np.array(theta_neg, np.float32),
-            v_init=np.array(v_init, np.float32), bias=_bias_parameter(bias), mode="potential",
+            v_init=np.array(v_init, np.float32), bias=_bias_parameter(bias * bias_reach), mode="potential",
         ))
-        summary.append(_layer_summary(layer, scaling, factor, theta_pos, theta_neg, v_init, readout))
-    return populations, projections, summary
+        if layer.weighted or layer.op == "add":
+            entry["bias_scale"] = bias_reach / scaling.potential
+        entry.update(spike=scaling.spike, potential=scaling.potential, theta_pos=theta_pos, theta_neg=theta_neg,
+                     v_init=v_init, **scaling.record)
+        if readout:
+            entry["output_scale"] = scaling.potential
+        self.summary.append(entry)
+
+    def incoming(self, layer: Layer, kind: str, scaling: Scaling, entry: dict) -> tuple[np.ndarray, float]:
+        """The projections into `layer`'s population; its bias (in units of its potential, before the bif
+        halving) and the negative slope its thresholds follow."""
+        if layer.op == "avgpool2d":
+            # a pool is linear: it carries negative values exactly when its source has them
+            self.project(Projection(layer.name, "avgpool2d", layer.source, layer.name,
+                                    scale=self.reach(layer.source, kind), kernel=layer.kernel, stride=layer.stride,
+                                    padding=layer.padding))
+            return np.zeros(()), 0.0 if non_negative(self.by_name[layer.source], self.by_name) else 1.0
+        if layer.op == "sync":  # synchronous neurons: the identity of a non-negative value, threshold 1
+            self.project(Projection(layer.name, "identity", layer.source, layer.name,
+                                    scale=self.reach(layer.source, kind)))
+            return np.zeros(()), 0.0
+        if layer.op == "add":
+            terms, bias = [], np.zeros(())
+            for name in layer.sources:
+                term = self.by_name[name]
+                if term.merged_into == layer.name:
+                    terms.append(self.weighted(term, layer.name, kind, scaling))
+                    bias = bias + term.bias
+                else:  # the shortcut: BSNN eq. 16, scale lambda_in / lambda_out
+                    reach = self.reach(name, kind)
+                    factor = weight_scale(scaling, self.scalings[name]) * reach
+                    self.project(Projection(f"{layer.name}.{name}", "identity", name, layer.name, scale=factor))
+                    terms.append({"source": name, "projection": f"{layer.name}.{name}", "scale": factor,
+                                  **({"bif_halving": reach} if reach != 1 else {})})
+            entry.update(activation=str(layer.activation), terms=terms)
+            return bias / scaling.potential, layer.activation.negative_slope
+        entry.update(activation=str(layer.activation), **self.weighted(layer, layer.name, kind, scaling))
+        return layer.bias / scaling.potential, layer.activation.negative_slope
+
+    def weighted(self, layer: Layer, target: str, kind: str, scaling: Scaling) -> dict:
+        """A conv / dense projection from `layer`'s source into `target` (itself, or the sum it is merged into)."""
+        reach = self.reach(layer.source, kind)
+        factor = weight_scale(scaling, self.scalings[layer.source]) * reach
+        self.project(Projection(
+            layer.name, layer.op, layer.source, target, weight=(layer.weight * factor).astype(np.float32),
+            stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
+        ))
+        return {"source": layer.source, "projection": layer.name, "weight_scale": factor,
+                **({"bif_halving": reach} if reach != 1 else {})}
+
+    def project(self, projection: Projection) -> None:
+        self.projections.append(projection)
 
 
-def _layer_summary(layer: Layer, scaling: Scaling, factor, theta_pos, theta_neg, v_init, readout) -> dict:
-    entry = {"layer": layer.name, "op": layer.op, "population": "readout" if readout else "if"}
-    if layer.weighted:
-        entry.update(activation=str(layer.activation), weight_scale=factor, bias_scale=1.0 / scaling.potential)
-    entry.update(spike=scaling.spike, potential=scaling.potential, theta_pos=theta_pos, theta_neg=theta_neg,
-                 v_init=v_init, **scaling.record)
-    if readout:
-        entry["output_scale"] = scaling.potential
-    return entry
+def build_network(layers: list[Layer], scalings: dict, *, max_coeff: int = 1, v_init_fraction: float = 0.0,
+                  input_encoding: str = "analog", kind: str = "if", coding: str = "rate",
+                  phase_period: int = 1) -> tuple[list[Population], list[Projection], list[dict]]:
+    """Populations and projections for the layers' `Scaling`s (methods.py), in topological order,
+    and a per-layer summary of what was set (for /meta).
+
+    `kind` ("if" or "bif"), `coding` and `phase_period` are the hidden populations' neurons (the input,
+    relays and the readout get the same coding and period). Into a `bif` population, whatever reaches both
+    units of a pair (an untagged source's events or current, the bias) is halved (`_Builder.reach`).
+    """
+    builder = _Builder(layers, scalings, max_coeff, v_init_fraction, input_encoding, kind, coding, phase_period)
+    for layer in layers:
+        if layer.has_population:
+            builder.add(layer)
+    return builder.populations, builder.projections, builder.summary
 
 
 def architecture_string(layers: list[Layer]) -> str:
-    """The papers' notation, e.g. 12c5-p2-64c5-p2-10."""
+    """The papers' notation, e.g. 12c5-p2-64c5-p2-10 (mp2: a max pool; res: a residual sum)."""
     parts = []
     for layer in layers:
         if layer.op == "conv2d":
             stride = f"s{layer.stride[0]}" if layer.stride != (1, 1) else ""
             parts.append(f"{layer.shape[0]}c{layer.weight.shape[2]}{stride}")
-        elif layer.op == "avgpool2d":
-            parts.append(f"p{layer.kernel[0]}")
+        elif layer.op in ("avgpool2d", "maxpool2d"):
+            parts.append(f"{'m' if layer.op == 'maxpool2d' else ''}p{layer.kernel[0]}")
         elif layer.op == "dense":
             parts.append(str(layer.shape[0]))
+        elif layer.op == "add":
+            parts.append("res")
     return "-".join(parts)
 
 
@@ -215,7 +315,8 @@ def _check_input_range(inputs, name: str, encoding: str) -> None:
     low, high = _ENCODER_RANGE[encoding]
     if float(inputs.min()) < low or float(inputs.max()) > high:
         raise ExportError(f"{name}: {encoding} input needs values in [{low}, {high}], got "
-                          f"[{float(inputs.min())}, {float(inputs.max())}]; scale the inputs")
+                          f"[{float(inputs.min())}, {float(inputs.max())}]; scale the inputs"
+                          + ("" if encoding == "analog" else " or use input_encoding='analog'"))
 
 
 def _check_encoding(input_encoding: str) -> None:
@@ -233,7 +334,9 @@ def convert_model(
     percentile: Optional[float] = None,
     v_init_fraction: Optional[float] = None,
     m_aug: Optional[int] = None,
-    input_encoding: str = "analog",
+    phase_period: Optional[int] = None,
+    sync_neurons: Optional[bool] = None,
+    input_encoding: Optional[str] = None,
     ann_eval: Optional[tuple] = None,
     dataset: str = "",
     architecture: Optional[str] = None,
@@ -242,23 +345,30 @@ def convert_model(
     producer: Optional[str] = None,
     batch_size: int = 256,
 ) -> Network:
-    """Convert a trained ANN (PyTorch) into a rate-coded evsim `Network` by `method`.
+    """Convert a trained ANN (PyTorch) into an evsim `Network` by `method`.
 
     - `calibration`: inputs `[n, *input shape]` (tensor or array); the input
-      shape is taken from it; rate-norm and termapping measure their factors
-      on it (augmapping and clip need it only for the shapes).
+      shape is taken from it; rate-norm, termapping, phase and bsnn measure
+      their factors on it (augmapping and clip need it only for the shapes).
     - `method`: "rate-norm" (ReLU ANNs, BSNN eq. 6), "termapping" and
       "augmapping" (ReLU / LeakyReLU ANNs, double-threshold paper),
       "clip" (ANNs with `weights_io.layers.TrainableClip`, potential-
-      initialization paper). docs/export.md gives each one's formulas.
+      initialization paper), "phase" (ReLU ANNs, weighted spikes: phase
+      coding with IF neurons, Kim et al. 2018 / BSNN eq. 4-5), "bsnn" (ReLU
+      ANNs, bistable bif pairs, BSNN Algorithm 1). docs/export.md gives each
+      one's formulas. Residual sums: rate-norm, phase, bsnn; max pools: all.
     - Method options (None = the method's default; an option the method does
       not take is an `ExportError`):
-      `percentile` (rate-norm: 100 = max normalisation; e.g. 99.9),
+      `percentile` (rate-norm, phase: 100 = max normalisation; bsnn 99.9, the
+      p-max 0.999 of BSNN Table I),
       `v_init_fraction` (all: v(0) = fraction * theta_pos; 0, clip 0.5),
-      `m_aug` (augmapping: the coefficient bound M_aug of eq. 15; 0 = unbounded).
+      `m_aug` (augmapping: the coefficient bound M_aug of eq. 15; 0 = unbounded),
+      `phase_period` (phase, bsnn: the period K, default 8),
+      `sync_neurons` (bsnn: synchronous neurons on residual shortcuts, default True).
     - `samples`, `labels`: embedded as `/samples`; the ANN's outputs on them
       go to `/ann/outputs`.
-    - `input_encoding`: the input population's default encoder.
+    - `input_encoding`: the input population's default encoder (default:
+      the method's: "phase" for phase and bsnn, else "analog").
     - `ann_eval`: `(inputs, labels)` for `/ann/accuracy`; without it the
       accuracy is measured on `samples` when `labels` are given.
     - `dataset`, `architecture` (default: derived, e.g. "12c5-p2-64c5-p2-10"),
@@ -266,11 +376,13 @@ def convert_model(
 
     The model is put in eval mode for the conversion (and its mode restored).
     `AnnInfo.lambdas[i]` is what one spike of `populations[i]` stands for in
-    ANN units (rate-norm: lambda; 1 for the input).
+    ANN units (rate-norm, phase, bsnn: lambda; 1 for the input).
     """
     torch = torch_module()
     chosen = get_method(method)
-    options = resolve_options(chosen, {"percentile": percentile, "v_init_fraction": v_init_fraction, "m_aug": m_aug})
+    options = resolve_options(chosen, {"percentile": percentile, "v_init_fraction": v_init_fraction, "m_aug": m_aug,
+                                       "phase_period": phase_period, "sync_neurons": sync_neurons})
+    input_encoding = chosen.input_encoding if input_encoding is None else input_encoding
     _check_encoding(input_encoding)
     calibration = _as_tensor(calibration, "calibration")
     _check_input_range(calibration, "calibration", input_encoding)
@@ -281,24 +393,33 @@ def convert_model(
     with _eval_mode(model):
         layers = trace_model(model, calibration[:2])
         check_layers(chosen, layers)
+        if chosen.rewrite is not None:
+            layers = chosen.rewrite(layers, options)
         scalings = layer_scalings(chosen, layers, weighted_layer_outputs(layers, calibration, batch_size), options)
         outputs = None if sample_set is None else _predict(model, sample_set.inputs, batch_size)
         accuracy = None if ann_eval is None else _accuracy(model, ann_eval, shape, batch_size)
     max_coeff = chosen.max_coeff(options)
+    neurons = chosen.neurons(options)
     populations, projections, summary = build_network(
         layers, scalings, max_coeff=max_coeff, v_init_fraction=options["v_init_fraction"],
-        input_encoding=input_encoding)
+        input_encoding=input_encoding, **neurons)
     macs = ann_macs(layers)
     output = layers[-1]
     conversion = {
         "method": chosen.name,
         **options,
+        **({"K": neurons["phase_period"]} if neurons["coding"] == "phase" else {}),
         "max_coeff": max_coeff,
+        "neurons": neurons,
         **chosen.formulas,
         "layers": summary,
         "calibration_size": len(calibration),
         "batchnorm": "folded into the preceding conv/linear (BSNN eq. 7)",
         "avgpool": POOL_HANDLING,
+        "maxpool": MAXPOOL_HANDLING,
+        "residual_sums": RESIDUAL_HANDLING,
+        **({"sync_populations": [layer.name for layer in layers if layer.op == "sync"]}
+           if "sync_neurons" in options else {}),
         "input_encoding": input_encoding,
         "dataset": dataset,
         "architecture": architecture or architecture_string(layers),

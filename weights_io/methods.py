@@ -1,6 +1,7 @@
 """Conversion methods: from the traced, folded layers (and calibration statistics) to neuron parameters.
 
-A method decides two numbers per conv / dense layer, a `Scaling`:
+A method decides two numbers per conv / dense layer (and per residual sum),
+a `Scaling`:
 
 - `spike`: the ANN activation that one spike of coefficient 1 stands for;
 - `potential`: the ANN pre-activation that one unit of membrane potential
@@ -17,30 +18,38 @@ activation has slope 1 above zero), and a negative spike likewise on the
 negative slope, theta_neg * potential = -spike / negative_slope (no negative
 threshold when that slope is 0: ReLU, clip). The readout integrates
 u / potential, so its `output_scale` is its potential. The input's spike is
-1 (inputs are ANN values as given); an average pool is linear, so its spike
-and potential are its source's spike (threshold 1, and -1 when the source
-can be negative).
+1 (inputs are ANN values as given); a pool (average or max) and the
+synchronous neurons of a residual shortcut pass values on unchanged in
+scale, so their spike and potential are their source's spike (threshold 1).
+A residual sum has its own scaling; each of its terms reaches it like a
+layer's input: a merged conv / dense term through W * spike_source /
+potential, an identity term through the scale spike_source / potential
+(BSNN eq. 16: lambda_in / lambda_out).
 
-| method     | spike of layer l        | potential of layer l    | max_coeff |
-|------------|-------------------------|-------------------------|-----------|
-| rate-norm  | lambda_l                | lambda_l                | 1         |
-| termapping | P_l                     | P_(l-1) (source spike)  | 1         |
-| augmapping | 1                       | 1                       | m_aug     |
-| clip       | theta_l (clip bound)    | 1                       | 1         |
+| method     | spike of layer l        | potential of layer l    | max_coeff | neurons          |
+|------------|-------------------------|-------------------------|-----------|------------------|
+| rate-norm  | lambda_l                | lambda_l                | 1         | if, rate         |
+| termapping | P_l                     | P_(l-1) (source spike)  | 1         | if, rate         |
+| augmapping | 1                       | 1                       | m_aug     | if, rate         |
+| clip       | theta_l (clip bound)    | 1                       | 1         | if, rate         |
+| phase      | lambda_l                | lambda_l                | 1         | if, phase K      |
+| bsnn       | lambda_l                | lambda_l                | 1         | bif, phase K     |
 
-A new method (phase, bsnn, ...) is one more `Method`: its options, the
-activations it converts, whether it has negative thresholds, an optional
-calibration statistic and its per-layer `Scaling`.
+A method is one `Method`: its options, the activations it converts,
+whether it has negative thresholds, whether it converts residual sums, an
+optional calibration statistic, its per-layer `Scaling`, its neurons
+(population kind, coding, period), the input encoder it defaults to, and an
+optional rewrite of the layers (bsnn: synchronous neurons on shortcuts).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
 from evsim.errors import ExportError
-from evsim.weights_io.trace import Layer, non_negative
+from evsim.weights_io.trace import PASS_THROUGH_OPS, Layer, non_negative
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,10 @@ class Scaling:
     record: dict = field(default_factory=dict)  # the method's own per-layer facts, for /meta
 
 
+def _rate_neurons(options: dict) -> dict:
+    return {"kind": "if", "coding": "rate", "phase_period": 1}
+
+
 @dataclass(frozen=True)
 class Method:
     """A conversion method, selected by `name` (`convert_model(method=...)`)."""
@@ -60,10 +73,14 @@ class Method:
     defaults: dict  # the options it takes, with their defaults
     activations: tuple[str, ...]  # hidden-layer activations it converts
     signed: bool  # negative thresholds: a layer may read a source whose outputs can be negative
-    scale: Callable  # (layer, source spike, its measured statistic, options) -> Scaling
-    measure: Optional[Callable] = None  # (batches of weighted-layer outputs, options) -> {layer: statistic}
+    scale: Callable  # (layer, source spike (None for a sum), its measured statistic, options) -> Scaling
+    measure: Optional[Callable] = None  # (batches of measured layer outputs, options) -> {layer: statistic}
     max_coeff: Callable = lambda options: 1  # binary / ternary unless augmented
     formulas: dict = field(default_factory=dict)  # what /meta says about the method
+    residual: bool = False  # converts residual sums (a scaling that does not depend on one source)
+    neurons: Callable = _rate_neurons  # options -> {"kind": hidden population kind, "coding", "phase_period"}
+    input_encoding: str = "analog"  # the input population's default encoder
+    rewrite: Optional[Callable] = None  # (layers, options) -> layers, before anything is measured
 
 
 # ----------------------------------------------------------------------------- the shared rules
@@ -81,33 +98,52 @@ def thresholds(scaling: Scaling, negative_slope: float) -> tuple[float, Optional
 
 
 def layer_scalings(method: Method, layers: list[Layer], batches: Iterable[dict], options: dict) -> dict:
-    """{layer name: Scaling} for every layer, in topological order; `batches` is read only if the method measures."""
+    """{layer name: Scaling} for every layer with a population, in topological order; `batches` is read only
+    if the method measures. A conv / dense term merged into a sum has none: it reaches the sum's population
+    through the sum's potential."""
     measured = method.measure(batches, options) if method.measure else {}
     scalings = {}
     for layer in layers:
         if layer.op == "input":
             scalings[layer.name] = Scaling(1.0, 1.0)
-        elif layer.op == "avgpool2d":
+        elif layer.op in PASS_THROUGH_OPS:
             spike = scalings[layer.source].spike
             scalings[layer.name] = Scaling(spike, spike)
-        else:
-            scalings[layer.name] = method.scale(layer, scalings[layer.source].spike, measured.get(layer.name), options)
+        elif layer.has_population:
+            source_spike = None if layer.op == "add" else scalings[layer.source].spike
+            scalings[layer.name] = method.scale(layer, source_spike, measured.get(layer.name), options)
     return scalings
 
 
 def check_layers(method: Method, layers: list[Layer]) -> None:
-    """The activations the method converts, and no negative values into single-threshold neurons."""
+    """The activations the method converts, residual sums only where it can scale them, max pools only of
+    non-negative values, and no negative values into single-threshold neurons."""
     by_name = {layer.name: layer for layer in layers}
     for layer in layers[1:]:
         kind = layer.activation.kind
         if kind != "none" and kind not in method.activations:
             raise ExportError(f"layer {layer.name!r}: method {method.name!r} cannot convert {layer.activation} "
                               f"(it converts {', '.join(method.activations)}; {_converters(kind)})")
-        source = by_name[layer.source]
-        if not method.signed and source.op != "input" and not non_negative(source, by_name):
-            raise ExportError(f"node {layer.name!r} reads {source.name!r}, whose outputs can be negative (no ReLU "
-                              f"or clip): method {method.name!r} has single-threshold neurons, which cannot carry "
-                              "negative activations (termapping and augmapping can)")
+        if layer.op == "add":
+            if not method.residual:
+                names = " or ".join(m.name for m in METHODS.values() if m.residual)
+                raise ExportError(f"node {layer.name!r} is a residual sum: method {method.name!r} does not convert "
+                                  f"sums (use {names})")
+            if kind != "relu":
+                raise ExportError(f"node {layer.name!r}: a residual sum must be followed by a ReLU")
+        if layer.op == "maxpool2d" and not non_negative(by_name[layer.source], by_name):
+            raise ExportError(f"max pool {layer.name!r} reads {layer.source!r}, whose outputs can be negative (or "
+                              "the input): the spiking max gate passes the spikes of the neuron with the most "
+                              "spike mass, which stands for the maximum only of non-negative values (put a ReLU "
+                              "before the pool)")
+        for name in layer.sources:
+            source = by_name[name]
+            if source.merged_into == layer.name:
+                continue  # a merged term is part of this layer's input; its own source is checked with it
+            if not method.signed and source.op != "input" and not non_negative(source, by_name):
+                raise ExportError(f"node {layer.name!r} reads {source.name!r}, whose outputs can be negative (no "
+                                  f"ReLU or clip): method {method.name!r} has single-threshold neurons, which "
+                                  "cannot carry negative activations (termapping and augmapping can)")
 
 
 def _converters(kind: str) -> str:
@@ -126,6 +162,10 @@ def resolve_options(method: Method, given: dict) -> dict:
     return options
 
 
+#: The largest phase period: the phase encoder quantises inputs to K bits (semantics.md).
+MAX_PHASE_PERIOD = 32
+
+
 def _check_option_values(options: dict) -> None:
     if "percentile" in options:
         if not 0 < options["percentile"] <= 100:
@@ -140,6 +180,17 @@ def _check_option_values(options: dict) -> None:
             raise ExportError(f"m_aug must be an integer >= 1 (the bound M_aug, eq. 15) or 0 / None (unbounded), "
                               f"got {m_aug!r}")
         options["m_aug"] = int(m_aug)
+    if "phase_period" in options:
+        period = options["phase_period"]
+        if isinstance(period, bool) or not isinstance(period, (int, np.integer)) \
+                or not 1 <= period <= MAX_PHASE_PERIOD:
+            raise ExportError(f"phase_period must be an integer K from 1 to {MAX_PHASE_PERIOD} (S_k = 2^-(1+k), "
+                              f"k = t mod K), got {period!r}")
+        options["phase_period"] = int(period)
+    if "sync_neurons" in options:
+        if not isinstance(options["sync_neurons"], (bool, np.bool_)):
+            raise ExportError(f"sync_neurons must be True or False, got {options['sync_neurons']!r}")
+        options["sync_neurons"] = bool(options["sync_neurons"])
 
 
 def get_method(name: str) -> Method:
@@ -176,14 +227,20 @@ def _rate_norm_scale(layer: Layer, source_spike: float, lam: float, options: dic
     return Scaling(lam, lam, {"lambda": lam})
 
 
+_RESIDUAL_FORMULA = ("sum of the conv path (merged: W lambda_(l-1) / lambda_out) and the shortcut: identity "
+                     "projection, scale lambda_in / lambda_out (BSNN eq. 16), or a 1x1 conv (+BN) projection "
+                     "normalised like any layer; bias: the sum of both paths' biases / lambda_out; lambda_out from "
+                     "the sum's post-ReLU activations")
+
 RATE_NORM = Method(
     "rate-norm", {"percentile": 100.0, "v_init_fraction": 0.0}, ("relu",), signed=False,
-    scale=_rate_norm_scale, measure=_positive_percentiles,
+    scale=_rate_norm_scale, measure=_positive_percentiles, residual=True,
     formulas={
         "normalisation": "data-based, per layer (BSNN eq. 6); lambda = percentile of positive activations",
         "lambda_input": 1.0,
         "theta": 1.0,
         "weights": "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 1, output_scale lambda_L",
+        "residual": _RESIDUAL_FORMULA,
     },
 )
 
@@ -273,4 +330,129 @@ CLIP = Method(
 )
 
 
-METHODS = {method.name: method for method in (RATE_NORM, TERMAPPING, AUGMAPPING, CLIP)}
+# ----------------------------------------------------------------------------- phase (weighted spikes) and bsnn
+
+
+def _phase_neurons(options: dict) -> dict:
+    return {"kind": "if", "coding": "phase", "phase_period": options["phase_period"]}
+
+
+_PHASE_CODING = ("phase coding (BSNN eq. 4-5, Kim et al. 2018): with k = t mod K, S_k = 2^-(1+k), threshold "
+                 "S_k * theta, a spike at step t carries S_k; bias and analog input are weighted by S_k; one "
+                 "period carries one unit of activation")
+
+PHASE = Method(
+    "phase", {"percentile": 100.0, "phase_period": 8, "v_init_fraction": 0.0}, ("relu",), signed=False,
+    scale=_rate_norm_scale, measure=_positive_percentiles, residual=True, neurons=_phase_neurons,
+    input_encoding="phase",
+    formulas={
+        "normalisation": "data-based, per layer (BSNN eq. 6); lambda = percentile of positive activations",
+        "lambda_input": 1.0,
+        "theta": 1.0,
+        "coding": _PHASE_CODING,
+        "neuron_model": "if (plain integrate-and-fire, reset by subtraction), binary weighted spikes",
+        "weights": "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 1, output_scale lambda_L",
+        "residual": _RESIDUAL_FORMULA,
+    },
+)
+
+
+def _bsnn_neurons(options: dict) -> dict:
+    return {"kind": "bif", "coding": "phase", "phase_period": options["phase_period"]}
+
+
+def population_depths(layers: list[Layer]) -> dict:
+    """Per layer, the populations an input value crosses to reach it: the input 0, a population one more
+    than its deepest source (a sum: its terms'; a merged term stands at its source), a max-pool relay as
+    deep as its source (it passes spikes in the same step). Under bsnn each bif population delays a value
+    by one period K, so this counts periods."""
+    depth: dict[str, int] = {}
+    for layer in layers:
+        if layer.op == "input":
+            depth[layer.name] = 0
+        elif layer.merged_into is not None or layer.op == "maxpool2d":
+            depth[layer.name] = depth[layer.source]
+        else:
+            depth[layer.name] = 1 + max(depth[name] for name in layer.sources)
+    return depth
+
+
+def insert_sync_neurons(layers: list[Layer]) -> list[Layer]:
+    """BSNN III-E: synchronous neurons on every residual shortcut shorter than the sum's conv path.
+
+    A term of a sum reaches it after `depth` populations (`population_depths`;
+    a merged conv term counts from its source). A shorter term (the shortcut,
+    identity or 1x1 conv: one ReLU / bif pair fewer than the conv path) gets
+    one synchronous population per missing population, at the head of the
+    shortcut (the identity of its source in the ANN, "a ReLU at the head of
+    the shortcut path"), so both paths reach the sum after the same number of
+    periods. In a basic block that is one population (two BIF neurons per
+    value, as the paper says).
+    """
+    depth = population_depths(layers)
+    taken = {layer.name for layer in layers}
+    by_name = {layer.name: layer for layer in layers}
+    inserts: dict[str, list[Layer]] = {}  # feeding layer -> synchronous layers to place right after it
+    renamed: dict[tuple[str, str], str] = {}  # (reader, old source) -> new source
+    for layer in layers:
+        if layer.op != "add":
+            continue
+        arrival = {name: depth[name] for name in layer.sources}
+        top = max(arrival.values())
+        for name in layer.sources:
+            missing = top - arrival[name]
+            if missing == 0:
+                continue
+            term = by_name[name]
+            feed = term.source if term.merged_into is not None else name
+            reader = name if term.merged_into is not None else layer.name
+            chain, previous = [], feed
+            for i in range(missing):
+                sync_name = _unique(f"{layer.name}_sync" + (str(i) if missing > 1 else ""), taken)
+                chain.append(Layer(sync_name, "sync", by_name[feed].shape, (previous,)))
+                previous = sync_name
+            inserts.setdefault(feed, []).extend(chain)
+            renamed[(reader, feed)] = previous
+    rewritten = []
+    for layer in layers:
+        sources = tuple(renamed.get((layer.name, name), name) for name in layer.sources)
+        rewritten.append(layer if sources == layer.sources else replace(layer, sources=sources))
+        rewritten.extend(inserts.get(layer.name, []))
+    return rewritten
+
+
+def _unique(name: str, taken: set) -> str:
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _bsnn_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
+    return insert_sync_neurons(layers) if options["sync_neurons"] else layers
+
+
+BSNN = Method(
+    "bsnn", {"percentile": 99.9, "phase_period": 8, "v_init_fraction": 0.0, "sync_neurons": True}, ("relu",),
+    signed=False, scale=_rate_norm_scale, measure=_positive_percentiles, residual=True, neurons=_bsnn_neurons,
+    input_encoding="phase", rewrite=_bsnn_rewrite,
+    formulas={
+        "algorithm": "BSNN Algorithm 1: BN folded (eq. 7), data-norm with lambda_l the percentile (p-max) of "
+                     "layer l's positive activations (eq. 6), V_th = 1",
+        "lambda_input": 1.0,
+        "theta": 1.0,
+        "coding": _PHASE_CODING,
+        "neuron_model": "bif pairs (eq. 13-15): A fires in odd periods t // K, B in even ones; a bif target's A units "
+                   "take its bif sources' B spikes and vice versa",
+        "weights": "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 1, output_scale lambda_L; into a "
+                   "bif population, inputs that reach both units (the input's, the bias) are halved: each unit "
+                   "integrates them over two periods and fires once",
+        "residual": _RESIDUAL_FORMULA,
+        "synchronous_neurons": "BSNN III-E: a bif population on each shortcut that is shorter than the conv path (one "
+                        "per missing population), identity projection of scale 1 from the shortcut's source, so "
+                        "both paths reach the sum after the same number of periods",
+    },
+)
+
+
+METHODS = {method.name: method for method in (RATE_NORM, TERMAPPING, AUGMAPPING, CLIP, PHASE, BSNN)}

@@ -1,22 +1,34 @@
 """A PyTorch model -> its folded layers (torch.fx tracing, batch-norm folding), and running them.
 
 The model is traced with torch.fx (never by walking its module list): layers
-join by graph edges, so residual graphs will need a new node kind (the add),
-not a rewrite. Supported nodes: `Conv2d` (stride, padding, dilation, groups,
+join by graph edges, so a residual block is one more node kind (the sum), not
+a rewrite. Supported nodes: `Conv2d` (stride, padding, dilation, groups,
 bias), `Linear`, `BatchNorm2d` / `BatchNorm1d` right after a conv / linear
 (folded into it, BSNN eq. 7), activations right after a conv / linear (or its
-batch norm): `ReLU` (module, `F.relu`, `torch.relu`, `.relu()`), `LeakyReLU`
-(module, `F.leaky_relu`) and the clip layer `evsim.weights_io.layers.TrainableClip`
-(traced as a leaf); `AvgPool2d` (module; `count_include_pad=True`, no ceil
-mode), flatten (`nn.Flatten`, `torch.flatten`, `.flatten/.view/.reshape` to
+batch norm) or a sum: `ReLU` (module, `F.relu`, `torch.relu`, `.relu()`),
+`LeakyReLU` (module, `F.leaky_relu`) and the clip layer
+`evsim.weights_io.layers.TrainableClip` (traced as a leaf); `AvgPool2d`
+(module; `count_include_pad=True`, no ceil mode), `MaxPool2d` (module,
+`F.max_pool2d`, `torch.max_pool2d`; no dilation, no ceil mode, no indices),
+the sum of two tensors of one shape (`a + b`, `+=`, `torch.add`, `.add()`:
+a residual block's output, to be followed directly by a ReLU), flatten
+(`nn.Flatten`, `torch.flatten`, `.flatten/.view/.reshape` to
 `[batch, features]`: no layer, the dense projection reads its source in
 C-major order), `Dropout` and `Identity` (ignored). Anything else raises
 `ExportError` naming the node and its type.
+
+A sum is a layer with several `sources`. A conv / linear term of a sum whose
+output has no activation and no other use (the block's second conv + BN, or
+a 1x1-conv shortcut + BN) is *merged into* the sum: it gets no population of
+its own but becomes a projection into the sum's population, and its bias
+joins the sum's. Any other term (the block's input: an identity shortcut) is
+read as it is.
 
 torch is imported only inside the functions, so this module imports without it.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -65,16 +77,21 @@ RELU = Activation("relu", 0.0)
 
 @dataclass
 class Layer:
-    """One node of the folded ANN: the input, a conv2d / dense map, or an average pool.
+    """One node of the folded ANN: the input, a conv2d / dense map, a pool, a sum, or synchronous neurons.
 
     `shape` is the output shape without the batch; `weight` / `bias` are
     float64, batch norm already folded in; `activation` is what follows.
+    `sources` are the layers it reads: one, or the terms of a sum.
+    `merged_into` names the sum a conv / dense term is merged into (it then
+    has no population of its own). op "sync" is the synchronous neurons of
+    the bsnn method on a residual shortcut (BSNN III-E): the identity in the
+    ANN (a ReLU of a non-negative value), a population in the SNN.
     """
 
     name: str
-    op: str  # "input", "conv2d", "dense", "avgpool2d"
+    op: str  # "input", "conv2d", "dense", "avgpool2d", "maxpool2d", "add", "sync"
     shape: tuple[int, ...]
-    source: Optional[str] = None
+    sources: tuple[str, ...] = ()
     weight: Optional[np.ndarray] = None
     bias: Optional[np.ndarray] = None
     stride: tuple[int, int] = (1, 1)
@@ -83,15 +100,37 @@ class Layer:
     groups: int = 1
     kernel: tuple[int, int] = (1, 1)  # pools only
     activation: Activation = IDENTITY
+    merged_into: Optional[str] = None  # conv / dense terms of a sum only
+
+    @property
+    def source(self) -> Optional[str]:
+        """The one layer this layer reads (None for the input); a sum reads several: use `sources`."""
+        if len(self.sources) > 1:
+            raise ValueError(f"layer {self.name!r} ({self.op}) reads {len(self.sources)} layers: use .sources")
+        return self.sources[0] if self.sources else None
 
     @property
     def weighted(self) -> bool:
         return self.op in ("conv2d", "dense")
 
+    @property
+    def has_population(self) -> bool:
+        """Every layer but a conv / dense term merged into a sum becomes a population."""
+        return self.merged_into is None
+
+    @property
+    def measured(self) -> bool:
+        """Whether its outputs are measured for the scaling: a weighted layer with a population, or a sum."""
+        return (self.weighted and self.merged_into is None) or self.op == "add"
+
+
+#: Layers whose spike stands for their source's spike: pools, and the identity of synchronous neurons.
+PASS_THROUGH_OPS = ("avgpool2d", "maxpool2d", "sync")
+
 
 def non_negative(layer: Layer, layers: dict) -> bool:
     """Whether a layer's output is >= 0 (single-threshold neurons can carry it). The input may be signed."""
-    if layer.op == "avgpool2d":
+    if layer.op in PASS_THROUGH_OPS:  # a pool, or the identity, of non-negative values is non-negative
         return non_negative(layers[layer.source], layers)
     return layer.op != "input" and layer.activation.non_negative
 
@@ -106,7 +145,7 @@ def _pair(value) -> tuple[int, int]:
 
 
 def _node_op(node, modules) -> str:
-    """What a traced node does: conv2d, dense, batchnorm, an activation, avgpool2d, reshape or identity."""
+    """What a traced node does: conv2d, dense, batchnorm, an activation, a pool, add, reshape or identity."""
     torch = torch_module()
     nn, F = torch.nn, torch.nn.functional
     from evsim.weights_io.layers import TrainableClip
@@ -116,21 +155,22 @@ def _node_op(node, modules) -> str:
         for types, op in (
             (nn.Conv2d, "conv2d"), (nn.Linear, "dense"), ((nn.BatchNorm2d, nn.BatchNorm1d), "batchnorm"),
             (nn.ReLU, "relu"), (nn.LeakyReLU, "leaky_relu"), (TrainableClip, "clip"), (nn.AvgPool2d, "avgpool2d"),
-            (nn.Flatten, "reshape"), ((nn.Dropout, nn.Identity), "identity"),
+            (nn.MaxPool2d, "maxpool2d"), (nn.Flatten, "reshape"), ((nn.Dropout, nn.Identity), "identity"),
         ):
             # exact types: a subclass may override forward with anything
             if type(module) in (types if isinstance(types, tuple) else (types,)):
                 return op
         raise ExportError(
             f"node {node.name!r}: module {node.target!r} of type {type(module).__name__} is not supported "
-            "(supported: Conv2d, Linear, BatchNorm1d/2d, ReLU, LeakyReLU, TrainableClip, AvgPool2d, Flatten, "
-            "Dropout, Identity)"
+            "(supported: Conv2d, Linear, BatchNorm1d/2d, ReLU, LeakyReLU, TrainableClip, AvgPool2d, MaxPool2d, "
+            "Flatten, Dropout, Identity)"
         )
     ops = {
         "call_function": {F.relu: "relu", torch.relu: "relu", F.leaky_relu: "leaky_relu", torch.flatten: "reshape",
-                          F.dropout: "identity"},
+                          F.dropout: "identity", F.max_pool2d: "maxpool2d", torch.max_pool2d: "maxpool2d",
+                          operator.add: "add", torch.add: "add"},
         "call_method": {"relu": "relu", "flatten": "reshape", "view": "reshape", "reshape": "reshape",
-                        "contiguous": "identity"},
+                        "contiguous": "identity", "add": "add"},
     }.get(node.op, {})
     if node.target in ops:
         return ops[node.target]
@@ -175,7 +215,7 @@ def _record_shapes(graph_module, example) -> dict:
 def _affine_layer(node, module, op, source: Layer, shape) -> Layer:
     weight = module.weight.detach().double().numpy().copy()
     bias = module.bias.detach().double().numpy().copy() if module.bias is not None else np.zeros(weight.shape[0])
-    layer = Layer(node.name, op, shape, source.name, weight, bias)
+    layer = Layer(node.name, op, shape, (source.name,), weight, bias)
     if op == "conv2d":
         if isinstance(module.padding, str) or module.padding_mode != "zeros":
             raise ExportError(f"node {node.name!r}: Conv2d padding {module.padding!r} / padding_mode "
@@ -185,13 +225,36 @@ def _affine_layer(node, module, op, source: Layer, shape) -> Layer:
     return layer
 
 
-def _pool_layer(node, module, source: Layer, shape) -> Layer:
+def _avgpool_layer(node, module, source: Layer, shape) -> Layer:
     if module.ceil_mode or not module.count_include_pad or module.divisor_override is not None:
         raise ExportError(f"node {node.name!r}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
                           "and no divisor_override")
     stride = module.stride if module.stride is not None else module.kernel_size
-    return Layer(node.name, "avgpool2d", shape, source.name, kernel=_pair(module.kernel_size),
+    return Layer(node.name, "avgpool2d", shape, (source.name,), kernel=_pair(module.kernel_size),
                  stride=_pair(stride), padding=_pair(module.padding))
+
+
+#: The arguments of F.max_pool2d and torch.max_pool2d after the input, in order, with their defaults.
+_MAXPOOL_ARGUMENTS = (("kernel_size", None), ("stride", None), ("padding", 0), ("dilation", 1),
+                      ("ceil_mode", False), ("return_indices", False))
+
+
+def _maxpool_layer(node, module, source: Layer, shape) -> Layer:
+    """A max pool (module or function), PyTorch's defaults: stride = kernel; no dilation, ceil mode or indices."""
+    if module is not None:
+        given = {name: getattr(module, name) for name, _ in _MAXPOOL_ARGUMENTS}
+    else:
+        given = dict(_MAXPOOL_ARGUMENTS)
+        given.update(zip((name for name, _ in _MAXPOOL_ARGUMENTS), node.args[1:]))
+        given.update(node.kwargs)
+    stride = given["stride"]
+    if stride is None or (not np.isscalar(stride) and len(stride) == 0):  # torch.max_pool2d's default is []
+        stride = given["kernel_size"]
+    if _pair(given["dilation"]) != (1, 1) or given["ceil_mode"] or given["return_indices"]:
+        raise ExportError(f"node {node.name!r}: max pool needs dilation 1, ceil_mode=False and "
+                          "return_indices=False (the spiking max gate has none of them)")
+    return Layer(node.name, "maxpool2d", shape, (source.name,), kernel=_pair(given["kernel_size"]),
+                 stride=_pair(stride), padding=_pair(given["padding"]))
 
 
 def _fold_batchnorm(layer: Layer, bn, node) -> None:
@@ -240,7 +303,7 @@ def trace_model(model, example) -> list[Layer]:
         graph.read(node)
     output = graph.value.get(graph.output) if isinstance(graph.output, torch.fx.Node) else None
     last = graph.layers.get(output)
-    if last is None or not last.weighted or last.activation.kind != "none":
+    if last is None or not last.weighted or last.activation.kind != "none" or last.merged_into is not None:
         raise ExportError("the model must return the output of a Conv2d/Linear layer without activation "
                           "(ReLU, LeakyReLU, clip): it becomes the readout population")
     return _ancestors(list(graph.layers.values()), last)
@@ -265,12 +328,18 @@ class _Graph:
             self.output = node.args[0]
         elif self.shapes[node] is not None:  # else shape arithmetic such as x.size(0): no data
             op = _node_op(node, self.modules)
+            if op == "add":
+                self.add_sum(node)
+                return
             source = self.layers[self.value[node.args[0]]]
             module = self.modules.get(node.target) if node.op == "call_module" else None
-            if op in ("conv2d", "dense", "avgpool2d"):
-                self.add_layer(node, op, module, source)
-            elif op == "batchnorm" or op in ACTIVATION_OPS:
+            if op == "batchnorm" or op in ACTIVATION_OPS:
                 self.apply(node, op, module, source)
+                return
+            if op != "identity":
+                self.check_summed(node, source)
+            if op in ("conv2d", "dense", "avgpool2d", "maxpool2d"):
+                self.add_layer(node, op, module, source)
             elif op == "reshape":
                 self.flatten(node, source)
             else:
@@ -283,21 +352,54 @@ class _Graph:
     def add_layer(self, node, op, module, source: Layer) -> None:
         shape = self.shapes[node][1:]
         if op == "avgpool2d":
-            self.add(node, _pool_layer(node, module, source, shape))
+            self.add(node, _avgpool_layer(node, module, source, shape))
+        elif op == "maxpool2d":
+            self.add(node, _maxpool_layer(node, module, source, shape))
         else:
             self.add(node, _affine_layer(node, module, op, source, shape))
 
+    def check_summed(self, node, source: Layer) -> None:
+        """A sum must be followed directly by its ReLU before anything reads it."""
+        if source.op == "add" and source.activation.kind == "none":
+            raise ExportError(f"node {node.name!r} reads the sum {source.name!r} directly: a sum (residual add) "
+                              "must be followed directly by a ReLU, its only use")
+
+    def add_sum(self, node) -> None:
+        """A residual add of two tensors of one shape; conv / linear terms without activation merge into it."""
+        alpha = node.kwargs.get("alpha", 1)
+        terms = node.args
+        torch = torch_module()
+        if len(terms) != 2 or not all(isinstance(t, torch.fx.Node) and self.shapes.get(t) is not None
+                                      for t in terms) or alpha != 1:
+            raise ExportError(f"node {node.name!r}: only the sum of two tensors (a + b, alpha 1) is supported")
+        if not self.shapes[terms[0]] == self.shapes[terms[1]] == self.shapes[node]:
+            raise ExportError(f"node {node.name!r}: the terms of a sum must have one shape (no broadcasting), got "
+                              f"{list(self.shapes[terms[0]])} and {list(self.shapes[terms[1]])}")
+        layers = [self.layers[self.value[t]] for t in terms]
+        if layers[0] is layers[1]:
+            raise ExportError(f"node {node.name!r} adds {layers[0].name!r} to itself: scale it in a layer instead")
+        for term, layer in zip(terms, layers):
+            self.check_summed(node, layer)
+            if layer.weighted and layer.activation.kind == "none":
+                if self.head[layer.name] is not term or len(term.users) != 1:
+                    raise ExportError(f"node {node.name!r}: the term {layer.name!r} (a Conv2d/Linear without "
+                                      "activation) must be used only by the sum, which absorbs it")
+                layer.merged_into = node.name
+        self.add(node, Layer(node.name, "add", self.shapes[node][1:], tuple(layer.name for layer in layers)))
+
     def apply(self, node, op, module, source: Layer) -> None:
-        """Fold a batch norm into, or put an activation on, the conv / linear layer just before."""
+        """Fold a batch norm into, or put an activation on, the conv / linear layer (or the sum) just before."""
         activation = None if op == "batchnorm" else _activation(node, op, module)
         if op in ("relu", "leaky_relu") and non_negative(source, self.layers):
             self.value[node] = source.name  # (leaky) ReLU of a non-negative value is the identity
             return
         previous = node.args[0]
-        if not source.weighted or source.activation.kind != "none" or self.head[source.name] is not previous \
+        takes = source.weighted or (source.op == "add" and op != "batchnorm")
+        if not takes or source.activation.kind != "none" or self.head[source.name] is not previous \
                 or len(previous.users) != 1:
             raise ExportError(f"node {node.name!r}: {op} must directly follow a Conv2d/Linear (or its batch "
-                              f"norm) whose output has no other use; it follows {previous.name!r}")
+                              f"norm){' or a sum' if op != 'batchnorm' else ''} whose output has no other use; "
+                              f"it follows {previous.name!r}")
         if op == "batchnorm":
             _fold_batchnorm(source, module, node)
         else:
@@ -315,8 +417,8 @@ def _ancestors(layers: list[Layer], last: Layer) -> list[Layer]:
     """The layers `last` depends on, itself included (traced but unused modules are dropped)."""
     keep = {last.name}
     for layer in reversed(layers):
-        if layer.name in keep and layer.source is not None:
-            keep.add(layer.source)
+        if layer.name in keep:
+            keep.update(layer.sources)
     return [layer for layer in layers if layer.name in keep]
 
 
@@ -335,7 +437,10 @@ def _activate(y, activation: Activation):
 
 
 def run_layers(layers: list[Layer], x) -> dict:
-    """Run the folded ANN on a batch; {layer name: output tensor (after its activation)}."""
+    """Run the folded ANN on a batch; {layer name: output tensor (after its activation)}.
+
+    A conv / dense term merged into a sum has its pre-activation output (no activation).
+    """
     torch = torch_module()
     F = torch.nn.functional
     acts = {}
@@ -344,6 +449,12 @@ def run_layers(layers: list[Layer], x) -> dict:
             y = x
         elif layer.op == "avgpool2d":
             y = F.avg_pool2d(acts[layer.source], layer.kernel, layer.stride, layer.padding)
+        elif layer.op == "maxpool2d":
+            y = F.max_pool2d(acts[layer.source], layer.kernel, layer.stride, layer.padding)
+        elif layer.op == "sync":
+            y = acts[layer.source]
+        elif layer.op == "add":
+            y = sum(acts[name] for name in layer.sources)
         else:
             w = torch.from_numpy(layer.weight).to(x.dtype)
             b = torch.from_numpy(layer.bias).to(x.dtype)
@@ -357,7 +468,8 @@ def run_layers(layers: list[Layer], x) -> dict:
 
 
 def weighted_layer_outputs(layers: list[Layer], calibration, batch_size: int) -> Iterator[dict]:
-    """{conv / dense layer name: its outputs (after the activation), numpy}, one calibration batch at a time.
+    """{layer name: its outputs (after the activation), numpy} for every measured layer (conv / dense with a
+    population, and sums), one calibration batch at a time.
 
     The ANN runs in the calibration's dtype (the model's own float32), as it
     ran in training; what a method computes from these is float64.
@@ -366,4 +478,4 @@ def weighted_layer_outputs(layers: list[Layer], calibration, batch_size: int) ->
     with torch.no_grad():
         for start in range(0, len(calibration), batch_size):
             acts = run_layers(layers, calibration[start:start + batch_size])
-            yield {layer.name: acts[layer.name].numpy() for layer in layers if layer.weighted}
+            yield {layer.name: acts[layer.name].numpy() for layer in layers if layer.measured}
