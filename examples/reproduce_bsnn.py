@@ -32,7 +32,7 @@ Every experiment runs its conversions on the same test images
 holds every number the README quotes, `tables.md` the markdown tables.
 
     pip install -e '.[examples,analysis]'
-    python examples/reproduce_bsnn.py             # ~11 min on 2 cores: writes docs/results/bsnn/
+    python examples/reproduce_bsnn.py             # 8-11 min on 2 cores: writes docs/results/bsnn/
     python examples/reproduce_bsnn.py --quick --out /tmp/bsnn   # the reduced setting the tests run (~30 s)
     python examples/reproduce_bsnn.py --replot    # redraw output_difference.png from its CSV
 """
