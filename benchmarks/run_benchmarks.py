@@ -472,13 +472,8 @@ def main(argv=None):
 
 
 def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(type(value))
+    """numpy scalars and arrays as plain JSON values."""
+    return value.tolist()
 
 
 if __name__ == "__main__":

@@ -118,16 +118,15 @@ def _row(result: SimulationResult, name: str, steps, tolerances, profile: Energy
     latency = []
     for row in result.latency(tolerances):
         entry = {"tolerance": row["tolerance"], "t": row["t"]}
-        if row["t"] is not None:
-            spent = result.spent_until(row["t"])
-            entry.update(events=spent["events"], synaptic_ops=spent["synaptic_ops"],
-                         energy_pj=profile.snn_energy(spent)["total"])
+        if row["t"] is not None:  # the row carries what was spent per sample up to t (SimulationResult.latency)
+            entry.update(events=row["events"], synaptic_ops=row["synaptic_ops"],
+                         energy_pj=profile.snn_energy(row)["total"])
         latency.append(entry)
     return {
         "name": name,
         "timesteps": result.timesteps,
         "encoder": result.encoder,
-        "ann_accuracy": _ann_reference(result),
+        "ann_accuracy": result.reference_accuracy(),
         "accuracy": {str(t): (None if accuracy is None or t > result.timesteps else float(accuracy[t - 1]))
                      for t in steps},
         "latency": latency,
@@ -136,11 +135,6 @@ def _row(result: SimulationResult, name: str, steps, tolerances, profile: Energy
         "snn_over_ann_energy": energy["snn_over_ann"],
         "mean_decision_time": float(result.decision_times().mean()),
     }
-
-
-def _ann_reference(result: SimulationResult) -> Optional[float]:
-    on_samples = result.ann_accuracy_on_samples()
-    return on_samples if on_samples is not None else result.ann_accuracy
 
 
 def _ratios(row: dict, first: dict) -> dict:

@@ -51,8 +51,7 @@ def steps(result) -> np.ndarray:
 
 def reference_accuracy(result) -> Optional[float]:
     """The ANN's accuracy on these samples, else the file's /ann/accuracy, else None (as `latency` uses)."""
-    on_samples = result.ann_accuracy_on_samples()
-    return on_samples if on_samples is not None else result.ann_accuracy
+    return result.reference_accuracy()
 
 
 def _spiking(result) -> np.ndarray:
@@ -141,7 +140,7 @@ def _output_folder(out_dir):
         raise EvsimError(f"{out_dir}: cannot write the figures ({err})") from None
 
 
-def _save(fig, out_dir: Path, name: str) -> Path:
+def save_png(fig, path) -> Path:
     """Write `fig` as a 256-colour PNG: it looks the same and is about 3 times smaller (the docs embed these)."""
     from io import BytesIO
 
@@ -150,9 +149,13 @@ def _save(fig, out_dir: Path, name: str) -> Path:
     buffer = BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     fig.clear()  # frees the artists now; the figure itself is unreferenced once we return
-    path = out_dir / name
+    path = Path(path)
     Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
     return path
+
+
+def _save(fig, out_dir: Path, name: str) -> Path:
+    return save_png(fig, out_dir / name)
 
 
 def _line(ax, x, y, **style):

@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from evsim.compare import default_steps
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
 from evsim.energy import EnergyProfile, load_profile
 from evsim.result import SimulationResult
@@ -135,7 +136,7 @@ def _agreement_lines(result: SimulationResult) -> list[str]:
     cosine, diff = result.cosine.mean(axis=0), result.abs_difference.mean(axis=0)
     return ["Agreement with the ANN's outputs (readout rates x output_scale):"] + [
         f"  t = {t:>6}: cosine {cosine[t - 1]:.4f}  mean |difference| {diff[t - 1]:.4f}"
-        for t in accuracy_ladder(result.timesteps) if t >= 8 or t == result.timesteps]
+        for t in default_steps(result.timesteps)]
 
 
 def _energy_lines(result: SimulationResult, profile: EnergyProfile) -> list[str]:

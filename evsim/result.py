@@ -69,6 +69,11 @@ class SimulationResult:
             return None
         return float((self.ann_outputs.argmax(axis=1) == self.labels).mean())
 
+    def reference_accuracy(self) -> Optional[float]:
+        """The ANN's accuracy on these samples, else the file's /ann/accuracy, else None."""
+        on_samples = self.ann_accuracy_on_samples()
+        return on_samples if on_samples is not None else self.ann_accuracy
+
     def decision_times(self) -> np.ndarray:
         """Per sample, the first step from which its prediction no longer changes."""
         return decision_times(self.pred)
@@ -79,9 +84,7 @@ class SimulationResult:
         The reference is the ANN's accuracy on these samples (or the file's
         /ann/accuracy when the ANN's outputs are not known).
         """
-        reference = self.ann_accuracy_on_samples()
-        if reference is None:
-            reference = self.ann_accuracy
+        reference = self.reference_accuracy()
         if reference is None or self.labels is None:
             return []
         accuracy = self.accuracy()

@@ -34,6 +34,7 @@ settings and the accuracies; a second run loads it instead of training.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -51,6 +52,7 @@ sys.path.insert(0, str(HERE))  # the bundled example's training script defines t
 
 from train_mnist_cnn import load_data  # noqa: E402,F401  (re-exported: the scripts use this split)
 
+from evsim.plots import save_png as save_figure  # noqa: E402,F401  (the scripts' figures, as evsim's)
 from evsim.weights_io.layers import TrainableClip  # noqa: E402
 
 DEFAULT_CACHE = HERE / "cache"
@@ -294,20 +296,6 @@ def trained(architecture: str, activation: str = "relu", *, negative_slope: floa
 # ----------------------------------------------------------------------------- reporting helpers
 
 
-def save_figure(fig, path) -> Path:
-    """Write a matplotlib `Figure` as a 256-colour PNG (as evsim.plots does: same look, ~3x smaller)."""
-    from io import BytesIO
-
-    from PIL import Image  # a dependency of matplotlib
-
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    fig.clear()
-    path = Path(path)
-    Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
-    return path
-
-
 def markdown_table(rows: list[dict], columns: dict) -> str:
     """rows -> a markdown table; `columns` maps each key to its header ("" and None cells print as "-")."""
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
@@ -324,3 +312,13 @@ def write_csv(rows: list[dict], path) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+
+
+def study_arguments(doc: str, results: str, quick_help: str) -> argparse.ArgumentParser:
+    """The command line of a reproduction script: --out (default docs/results/RESULTS), --quick, --cache, --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "results" / results)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="trained ANNs (default examples/cache)")
+    parser.add_argument("--threads", type=int, default=2)
+    return parser

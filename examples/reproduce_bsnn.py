@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import io
 import json
 import sys
 import tempfile
@@ -59,7 +58,7 @@ import mnist_nets  # noqa: E402
 from mnist_nets import Training  # noqa: E402
 from train_mnist_cnn import MnistCnn  # noqa: E402
 
-from evsim.compare import compare, format_comparison, run_comparison, write_comparison_csv  # noqa: E402
+from evsim.compare import compare, format_comparison, run_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
 from evsim.metrics import step_weights  # noqa: E402
 from evsim.plots import plot_comparison  # noqa: E402
 from evsim.weights_io import read_network  # noqa: E402
@@ -154,7 +153,7 @@ def run(out: Path, settings: Settings = FULL, *, cache: Optional[Path] = None, l
             folder_out = out / experiment
             folder_out.mkdir(exist_ok=True)
             (folder_out / "table.txt").write_text(format_comparison(table) + "\n")
-            (folder_out / "table.json").write_text(json.dumps(table, indent=1))
+            write_comparison_json(table, folder_out / "table.json")
             write_comparison_csv(table, folder_out / "table.csv")
             if experiment != "ablation":
                 plot_comparison(run_results, names, folder_out)
@@ -290,13 +289,8 @@ def windowed_readout(result, network, depth: int, steps) -> dict:
 
 
 def _plain(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON: {type(value)}")
+    """numpy scalars and arrays as plain JSON values."""
+    return value.tolist()
 
 
 # ----------------------------------------------------------------------------- figure and tables
@@ -359,13 +353,7 @@ def plot_output_difference(curves: dict, summary: dict, path: Path) -> Path:
     axes[0].set_ylabel("mean |SNN estimate - ANN output| (logits)")
     fig.suptitle("Output difference between ANN and converted SNN after every step (BSNN Fig. 5): "
                  "mean over the 10 outputs and the images", fontsize="medium")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=120, format="png")
-    from PIL import Image  # matplotlib's own dependency
-
-    with Image.open(buffer) as image:  # a 256-colour palette: a third of the bytes, no visible change on line art
-        image.convert("RGB").quantize(colors=256).save(path, optimize=True)
-    return path
+    return mnist_nets.save_figure(fig, path)
 
 
 def _pct(value) -> str:

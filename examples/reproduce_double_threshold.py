@@ -24,7 +24,6 @@ TerMapping and AugMapping (accuracy, accuracy vs events, agreement = Fig. 6).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -39,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import mnist_nets as nets  # noqa: E402
 
-from evsim.compare import compare, format_comparison, write_comparison_csv  # noqa: E402
+from evsim.compare import compare, format_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
 from evsim.energy import load_profile  # noqa: E402
 from evsim.plots import plot_comparison  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
@@ -455,7 +454,7 @@ def run(out: Path, s: Settings = FULL, *, cache=None, threads: int = 2, log=prin
                                       s.timesteps[net]}))
         (out / net).mkdir(exist_ok=True)
         (out / net / "table.txt").write_text(format_comparison(table) + "\n")
-        (out / net / "table.json").write_text(json.dumps(table, indent=1))
+        write_comparison_json(table, out / net / "table.json")
         write_comparison_csv(table, out / net / "table.csv")
         plot_comparison([results[name] for name in main_pair(s)], list(main_pair(s)), out / net)
         t1 = time.perf_counter()
@@ -493,13 +492,8 @@ def run(out: Path, s: Settings = FULL, *, cache=None, threads: int = 2, log=prin
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "results" / "double_threshold")
-    parser.add_argument("--quick", action="store_true",
-                        help="1 epoch on 500 images, 16 test images, T = 32, M_aug 1, 2, 40 (the tests' setting)")
-    parser.add_argument("--cache", type=Path, default=nets.DEFAULT_CACHE, help="trained ANNs (default examples/cache)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    quick = "1 epoch on 500 images, 16 test images, T = 32, M_aug 1, 2, 40 (the tests' setting)"
+    args = nets.study_arguments(__doc__, "double_threshold", quick).parse_args(argv)
     summary = run(args.out, QUICK if args.quick else FULL, cache=args.cache, threads=args.threads)
     print((args.out / "tables.md").read_text())
     return summary

@@ -28,7 +28,6 @@ its figures (accuracy.png, accuracy_vs_events.png, agreement.png, ...),
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 import mnist_nets as nets  # noqa: E402
 
-from evsim.compare import compare, format_comparison, write_comparison_csv  # noqa: E402
+from evsim.compare import compare, format_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
 from evsim.plots import plot_comparison  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io.export import convert_model  # noqa: E402
@@ -155,7 +154,7 @@ def run(out: Path, s: Settings = FULL, *, cache=None, threads: int = 2, log=prin
     names = list(main_runs)
     table = compare(list(main_runs.values()), names, steps=list(s.steps))
     (out / "table.txt").write_text(format_comparison(table) + "\n")
-    (out / "table.json").write_text(json.dumps(table, indent=1))
+    write_comparison_json(table, out / "table.json")
     write_comparison_csv(table, out / "table.csv")
     plot_comparison(list(main_runs.values()), names, out)
     main_s = time.perf_counter() - t0
@@ -350,13 +349,8 @@ def theorem_figure(rows: list[dict], s: Settings, out: Path) -> Path:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "results" / "potential_init")
-    parser.add_argument("--quick", action="store_true",
-                        help="1 epoch on 500 images, 16 test images, T = 16, v(0) in {0, 0.5, 1} (the tests' setting)")
-    parser.add_argument("--cache", type=Path, default=nets.DEFAULT_CACHE, help="trained ANNs (default examples/cache)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    quick = "1 epoch on 500 images, 16 test images, T = 16, v(0) in {0, 0.5, 1} (the tests' setting)"
+    args = nets.study_arguments(__doc__, "potential_init", quick).parse_args(argv)
     summary = run(args.out, QUICK if args.quick else FULL, cache=args.cache, threads=args.threads)
     print((args.out / "tables.md").read_text())
     return summary

@@ -15,7 +15,6 @@ energy to get there. Tables and plots go to docs/results/rate_norm/.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path.insert(0, str(HERE))  # the training script defines the model and the d
 
 from train_mnist_cnn import N_SAMPLES, MnistCnn, load_data  # noqa: E402
 
-from evsim.compare import compare, format_comparison, run_comparison, write_comparison_csv  # noqa: E402
+from evsim.compare import compare, format_comparison, run_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
 from evsim.plots import plot_comparison  # noqa: E402
 from evsim.weights_io.export import export_model  # noqa: E402
 
@@ -69,7 +68,7 @@ def run_study(out: Path, *, n_samples: int, timesteps: int, n_calibration: int, 
     names = list(VARIANTS)
     table = compare(results, names, steps=[t for t in STEPS if t <= timesteps])
     (out / "table.txt").write_text(format_comparison(table) + "\n")
-    (out / "table.json").write_text(json.dumps(table, indent=1))
+    write_comparison_json(table, out / "table.json")
     write_comparison_csv(table, out / "table.csv")
     plot_comparison(results, names, out)
     return table

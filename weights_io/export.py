@@ -388,7 +388,8 @@ def convert_model(
     _check_input_range(calibration, "calibration", input_encoding)
     shape = tuple(calibration.shape[1:])
     sample_set = None if samples is None else _samples(samples, labels, shape, input_encoding)
-    if ann_eval is None and sample_set is not None and sample_set.labels is not None:
+    evaluate_on_samples = ann_eval is None and sample_set is not None and sample_set.labels is not None
+    if evaluate_on_samples:
         ann_eval = (sample_set.inputs, sample_set.labels)
     with _eval_mode(model):
         layers = trace_model(model, calibration[:2])
@@ -397,7 +398,10 @@ def convert_model(
             layers = chosen.rewrite(layers, options)
         scalings = layer_scalings(chosen, layers, weighted_layer_outputs(layers, calibration, batch_size), options)
         outputs = None if sample_set is None else _predict(model, sample_set.inputs, batch_size)
-        accuracy = None if ann_eval is None else _accuracy(model, ann_eval, shape, batch_size)
+        if evaluate_on_samples:  # the outputs just computed: no second pass over the samples
+            accuracy = float(np.mean(outputs.argmax(1) == sample_set.labels))
+        else:
+            accuracy = None if ann_eval is None else _accuracy(model, ann_eval, shape, batch_size)
     max_coeff = chosen.max_coeff(options)
     neurons = chosen.neurons(options)
     populations, projections, summary = build_network(
