@@ -18,7 +18,7 @@ from evsim.compare import (
     write_comparison_json,
 )
 from evsim.energy import DEFAULT_PROFILE, available_profiles, load_profile
-from evsim.network import ENCODERS
+from evsim.kinds import ENCODERS
 from evsim.plots import plot_comparison, plot_result, require_matplotlib
 from evsim.report import describe_network, format_text, write_csv, write_json
 from evsim.result import load_result

@@ -15,13 +15,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-POPULATION_KINDS = ("input", "if", "bif", "relay", "readout")
-PROJECTION_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "identity", "sparse")
-CODINGS = ("rate", "phase")
-ENCODERS = ("analog", "bernoulli", "phase")
-READOUT_MODES = ("potential", "spikes")
-NEURON_PARAMETERS = ("theta_pos", "theta_neg", "v_init", "bias")
-
+from evsim import kinds
+from evsim.kinds import ANALOG, INPUT, POTENTIAL, RATE
 
 @dataclass(frozen=True)
 class Population:
@@ -37,15 +32,20 @@ class Population:
     kind: str
     shape: tuple[int, ...]
     order: int
-    coding: str = "rate"
+    coding: str = RATE
     phase_period: int = 1
     max_coeff: int = 1
     theta_pos: Optional[np.ndarray] = None
     theta_neg: Optional[np.ndarray] = None
     v_init: np.ndarray = field(default_factory=lambda: np.zeros(()))
     bias: np.ndarray = field(default_factory=lambda: np.zeros(()))
-    mode: str = "potential"  # readout populations only
-    encoding: str = "analog"  # input populations only
+    mode: str = POTENTIAL  # readout populations only
+    encoding: str = ANALOG  # input populations only
+
+    @property
+    def spec(self) -> kinds.PopulationKind:
+        """The kind's entry in the kind table (evsim/kinds.py)."""
+        return kinds.POPULATION_KINDS[self.kind]
 
     @property
     def size(self) -> int:
@@ -54,12 +54,12 @@ class Population:
     @property
     def units(self) -> int:
         """State units per neuron: a bif neuron is an A and a B unit."""
-        return 2 if self.kind == "bif" else 1
+        return self.spec.units
 
     @property
     def fires(self) -> bool:
         """Whether the population compares against a threshold."""
-        return self.kind in ("if", "bif") or (self.kind == "readout" and self.mode == "spikes")
+        return self.spec.fires(self.mode)
 
     def expand(self, name: str) -> np.ndarray:
         """One float64 value per neuron, in C-major order, for parameter `name`."""
@@ -105,28 +105,20 @@ class Projection:
     indices: Optional[np.ndarray] = None  # sparse only
 
     @property
+    def spec(self) -> kinds.ProjectionKind:
+        """The kind's entry in the kind table (evsim/kinds.py)."""
+        return kinds.PROJECTION_KINDS[self.kind]
+
+    @property
     def kernel_size(self) -> tuple[int, int]:
-        if self.kind == "conv2d":
+        """The window: a conv's from its weight, a pool's attribute (1 x 1 for the others)."""
+        if self.spec.weights == "taps":
             return tuple(int(k) for k in self.weight.shape[2:])
         return self.kernel
 
-
-def conv_output_hw(hw_in: tuple[int, int], kernel: tuple[int, int], stride, padding, dilation=(1, 1)) -> tuple[int, int]:
-    """Output height and width of a convolution or pool (PyTorch, no ceil mode)."""
-    return tuple(
-        (hw_in[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2)
-    )
-
-
-def projection_output_shape(proj: Projection, source_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The target shape a projection implies for its source shape (dense and sparse: None)."""
-    if proj.kind == "identity":
-        return tuple(source_shape)
-    if proj.kind in ("conv2d", "avgpool2d", "maxpool2d"):
-        channels = proj.weight.shape[0] if proj.kind == "conv2d" else source_shape[0]
-        dilation = proj.dilation if proj.kind == "conv2d" else (1, 1)
-        return (channels, *conv_output_hw(source_shape[1:], proj.kernel_size, proj.stride, proj.padding, dilation))
-    return None
+    def output_shape(self, source_shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
+        """The target shape this projection implies for `source_shape` (None: any, as for dense and sparse)."""
+        return self.spec.output_shape(self, source_shape)
 
 
 @dataclass(frozen=True)
@@ -167,7 +159,7 @@ class Network:
 
     @property
     def input(self) -> Population:
-        return next(p for p in self.populations if p.kind == "input")
+        return next(p for p in self.populations if p.kind == INPUT.name)
 
     @property
     def output_population(self) -> Population:

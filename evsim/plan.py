@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from evsim.geometry import axis_hits
 from evsim.network import Network, Population, Projection
 
 # Population kinds.
@@ -196,25 +197,6 @@ def _geometry(proj: Projection, src: Population, tgt: Population) -> np.ndarray:
     row[:] = (cin, hin, win, cout, hout, wout, kh, kw, proj.stride[0], proj.stride[1],
               proj.padding[0], proj.padding[1], dil[0], dil[1], groups)
     return row
-
-
-def axis_hits(n_in: int, pad: int, k: int, dilation: int, stride: int, n_out: int) -> np.ndarray:
-    """Along one axis, for each input position: the outputs whose window holds it and the tap that reaches it.
-
-    Row `pos` is `[hits, out_0, tap_0, out_1, tap_1, ...]` (width 1 + 2k).
-    Borders are exact: padding positions and outputs past the edge never
-    appear. Precomputed so that delivering an event divides nothing.
-    """
-    table = np.zeros((n_in, 1 + 2 * k), dtype=np.int64)
-    for pos in range(n_in):
-        hits = 0
-        for tap in range(k):
-            num = pos + pad - tap * dilation
-            if num >= 0 and num % stride == 0 and num // stride < n_out:
-                table[pos, 1 + 2 * hits:3 + 2 * hits] = num // stride, tap
-                hits += 1
-        table[pos, 0] = hits
-    return table
 
 
 def _window_tables(g: np.ndarray):

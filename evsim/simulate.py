@@ -16,7 +16,8 @@ import numpy as np
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
 from evsim.errors import SimulationInputError
 from evsim.metrics import cosine_similarity, mean_abs_difference, readout_estimates, step_weights
-from evsim.network import ENCODERS, Network
+from evsim.kinds import ENCODERS
+from evsim.network import Network
 from evsim.plan import ENCODER_CODE, Plan, build_plan, chw_of_internal
 from evsim.result import SimulationResult
 from evsim.scheduler import run_batch

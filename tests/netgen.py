@@ -14,7 +14,8 @@ import dataclasses
 
 import numpy as np
 
-from evsim.network import Network, Population, Projection, conv_output_hw
+from evsim.geometry import conv_output_hw
+from evsim.network import Network, Population, Projection
 
 
 def dyadic(rng, shape, grain, low, high):

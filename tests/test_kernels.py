@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from evsim.kernels import bernoulli_uniform, coefficient, phase_bit
-from evsim.plan import axis_hits
+from evsim.geometry import axis_hits
 from evsim.network import Network, Population, Projection
 from evsim.simulate import simulate
 

@@ -48,8 +48,9 @@ from typing import Any, Optional
 import numpy as np
 
 from evsim.errors import ExportError
-from evsim.network import ENCODERS, AnnInfo, Network, Population, Projection, Samples, conv_output_hw
-from evsim.plan import axis_hits
+from evsim.geometry import window_pairs
+from evsim.kinds import ENCODERS
+from evsim.network import AnnInfo, Network, Population, Projection, Samples
 from evsim.weights_io.methods import (
     Scaling,
     check_layers,
@@ -97,17 +98,11 @@ def ann_macs(layers: list[Layer]) -> dict:
             macs[layer.name] = int(np.prod(layer.shape)) * int(np.prod(layer.weight.shape[1:]))
         elif layer.op in ("avgpool2d", "maxpool2d"):
             channels, *hw_in = shapes[layer.source]
-            rows, cols = (_window_taps(hw_in[i], layer.kernel[i], layer.stride[i], layer.padding[i]) for i in range(2))
+            rows, cols = (window_pairs(hw_in[i], layer.kernel[i], layer.stride[i], layer.padding[i]) for i in range(2))
             macs[layer.name] = channels * rows * cols
         elif layer.op == "add":
             macs[layer.name] = (len(layer.sources) - 1) * int(np.prod(layer.shape))
     return macs
-
-
-def _window_taps(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Along one axis: the number of (output position, in-bounds input position) pairs of a pool."""
-    outputs = conv_output_hw((size, 1), (kernel, 1), (stride, 1), (padding, 0))[0]
-    return int(axis_hits(size, padding, kernel, 1, stride, outputs)[:, 0].sum())
 
 
 # ----------------------------------------------------------------------------- the network

@@ -27,20 +27,8 @@ import h5py
 import numpy as np
 
 from evsim.errors import FormatError
-from evsim.network import (
-    CODINGS,
-    ENCODERS,
-    NEURON_PARAMETERS,
-    POPULATION_KINDS,
-    PROJECTION_KINDS,
-    READOUT_MODES,
-    AnnInfo,
-    Network,
-    Population,
-    Projection,
-    Samples,
-    projection_output_shape,
-)
+from evsim.kinds import CODINGS, ENCODERS, NEURON_PARAMETERS, POPULATION_KINDS, PROJECTION_KINDS, READOUT_MODES
+from evsim.network import AnnInfo, Network, Population, Projection, Samples
 
 FORMAT_NAME = "evsim"
 FORMAT_VERSION = 1
@@ -198,7 +186,7 @@ class _Reader:
         return sorted(pops, key=lambda p: p.order)
 
     def population(self, group: h5py.Group) -> Population:
-        kind = self.text(group, "kind", choices=POPULATION_KINDS)
+        kind = self.text(group, "kind", choices=tuple(POPULATION_KINDS))
         own = _POPULATION_KIND_ATTRS[kind]
         self.check_attrs(group, _POPULATION_ATTRS + own)
         present = self.members(group, NEURON_PARAMETERS if kind in _WITH_PARAMETERS else ())
@@ -248,7 +236,7 @@ class _Reader:
         return value.reshape(()) if value.shape == (1,) else value
 
     def projection(self, group: h5py.Group, pops: dict[str, Population]) -> Projection:
-        kind = self.text(group, "kind", choices=PROJECTION_KINDS)
+        kind = self.text(group, "kind", choices=tuple(PROJECTION_KINDS))
         self.check_attrs(group, _PROJECTION_ATTRS + _PROJECTION_KIND_ATTRS[kind])
         self.members(group, _PROJECTION_DATASETS[kind])
         source, target = (self.endpoint(group, end, pops) for end in ("source", "target"))
@@ -272,7 +260,7 @@ class _Reader:
             fields.update(self.sparse(group, source, target))
         proj = Projection(name=_basename(group), kind=kind, source=source.name, target=target.name,
                           scale=scale, **fields)
-        implied = projection_output_shape(proj, source.shape)
+        implied = proj.output_shape(source.shape)
         if implied is not None and implied != target.shape:
             self.fail(group.name, f"implies target shape {list(implied)} from source shape "
                       f"{list(source.shape)}, but {target.name} has shape {list(target.shape)}")
