@@ -1,6 +1,7 @@
 """The `evsim` command line: parses, calls the Python API, prints. Domain errors become clean messages."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -10,20 +11,20 @@ import click
 import numba
 
 from evsim import EvsimError, __version__
-from evsim.compare import compare as compare_runs
-from evsim.compare import (
+from evsim.analysis.compare import compare as compare_runs
+from evsim.analysis.compare import (
     format_comparison,
     run_comparison,
     write_comparison_csv,
     write_comparison_json,
 )
-from evsim.energy import DEFAULT_PROFILE, available_profiles, load_profile
+from evsim.analysis.energy import DEFAULT_PROFILE, available_profiles, load_profile
 from evsim.kinds import ENCODERS
-from evsim.plots import plot_comparison, plot_result, require_matplotlib
-from evsim.report import describe_network, format_text, write_csv, write_json
-from evsim.result import load_result
+from evsim.analysis.plots import plot_comparison, plot_result, require_matplotlib
+from evsim.analysis.report import describe_network, format_text, write_csv, write_json
+from evsim.result import is_result_file, load_result
 from evsim.runs import DEFAULT_CHUNK, run_to_file
-from evsim.simulate import MAX_TIMESTEPS, simulate
+from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, resolve_samples
 from evsim.weights_io import read_network
 from evsim.weights_io.inputs import load_inputs
 
@@ -93,26 +94,21 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     if plot_dir:
         require_matplotlib()  # before the run, not after it
     network = read_network(file)
-    ann_outputs = None
-    if inputs:
-        data, labels = load_inputs(inputs)
-    elif network.samples is not None:
-        data, labels = network.samples.inputs, network.samples.labels
-        ann_outputs = network.ann.outputs if network.ann is not None else None
-    else:
+    if not inputs and network.samples is None:
         raise click.UsageError(f"{file} carries no /samples: give --inputs")
-    if n_samples is not None:
-        data, labels = data[:n_samples], None if labels is None else labels[:n_samples]
-        ann_outputs = None if ann_outputs is None else ann_outputs[:n_samples]
-    options = dict(timesteps=timesteps, encoder=encoder or network.input.encoding, seed=seed, threads=threads,
-                   dtype=dtype, progress=_show_progress(progress), ann_outputs=ann_outputs)
+    data, labels = load_inputs(inputs) if inputs else (None, None)
+    samples = resolve_samples(network, data, labels, n_samples)
+    options = RunOptions(timesteps=timesteps, encoder=encoder, seed=seed)
     if resume and not output:
         raise click.UsageError("--resume needs --output")
     try:
         if output:
-            result = run_to_file(file, output, data, labels, resume=resume, chunk_size=chunk_size, **options)
+            result = run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
+                                 resume=resume, chunk_size=chunk_size, dtype=dtype, threads=threads,
+                                 progress=_show_progress(progress), **dataclasses.asdict(options))
         else:
-            result = simulate(network, data, labels, **options)
+            result = Simulator(network, dtype=dtype, threads=threads).run_options(
+                samples, options, progress=_show_progress(progress))
     except KeyboardInterrupt as interrupt:
         click.echo(f"\n{interrupt}" if str(interrupt) else "\ninterrupted", err=True)
         sys.exit(130)
@@ -183,8 +179,10 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     if plot_dir:
         require_matplotlib()  # before the runs, not after them
     data, labels = load_inputs(inputs) if inputs else (None, None)
-    results = run_comparison(files, data, labels, n_samples=n_samples, timesteps=timesteps, encoder=encoder,
-                             seed=seed, threads=threads, dtype=dtype, progress=_show_progress(progress))
+    runs = [load_result(f) if is_result_file(f) else read_network(f) for f in files]
+    results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
+                             timesteps=timesteps, encoder=encoder, seed=seed, threads=threads, dtype=dtype,
+                             progress=_show_progress(progress))
     table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
     click.echo(format_comparison(table))
     if json_path:

@@ -10,6 +10,7 @@ Shapes are PyTorch's: `[N]` or `[C, H, W]`, flattened in C-major order.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -173,3 +174,23 @@ class Network:
 
     def replace(self, **changes: Any) -> "Network":
         return dataclasses.replace(self, **changes)
+
+    def digest(self) -> str:
+        """SHA-256 of what the network simulates: its populations, projections, output and output scale
+        (not its samples, ANN facts or metadata), so that two equal networks have the same digest."""
+        hasher = hashlib.sha256()
+        for element in (*self.populations, *self.projections):
+            for fld in dataclasses.fields(element):
+                _hash_value(hasher, fld.name, getattr(element, fld.name))
+        _hash_value(hasher, "output", self.output)
+        _hash_value(hasher, "output_scale", self.output_scale)
+        return hasher.hexdigest()
+
+
+def _hash_value(hasher, name: str, value) -> None:
+    if isinstance(value, np.ndarray):
+        value = np.ascontiguousarray(value)
+        hasher.update(f"{name}:{value.dtype.str}{value.shape}:".encode())
+        hasher.update(value.tobytes())
+    else:
+        hasher.update(f"{name}={value!r};".encode())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
-from evsim.kernels import bernoulli_uniform
+from evsim.engine.encoders import bernoulli_uniform
 from evsim.network import Network, Population, Projection
 
 

@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
-from evsim.energy import EnergyProfile
-from evsim.metrics import DEFAULT_TOLERANCES, accuracy_curve, decision_times, early_decision_latency
+from evsim.analysis.energy import EnergyProfile
+from evsim.analysis.metrics import DEFAULT_TOLERANCES, accuracy_curve, decision_times, early_decision_latency
 
 
 @dataclass
@@ -249,6 +249,17 @@ def merge_results(parts: list) -> SimulationResult:
 
 RESULT_FORMAT = "evsim-result"
 RESULT_VERSION = 1
+
+
+def is_result_file(path) -> bool:
+    """Whether `path` is a result saved by `SimulationResult.save` (rather than a network file)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == RESULT_FORMAT
+    except OSError:
+        return False
 
 
 def load_result(path) -> SimulationResult:

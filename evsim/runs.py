@@ -1,8 +1,8 @@
 """Long runs that lose nothing: results streamed to disk chunk by chunk, and resumed after an interrupt.
 
 While a run writes `OUTPUT`, finished chunks live in the folder
-`OUTPUT.partial/`: a `manifest.json` that fixes what the run is (hashes of
-the network file and of the inputs, T, encoder, seed, dtype, recordings) and
+`OUTPUT.partial/`: a `manifest.json` that fixes what the run is (the
+network's digest, hashes of the inputs, the `RunOptions`, the dtype) and
 one result file per chunk of samples, written to a temporary name and
 renamed, so a chunk file is either complete or absent whatever kills the
 process. `resume=True` checks the manifest, keeps every finished chunk and
@@ -24,53 +24,49 @@ import numpy as np
 
 from evsim import __version__
 from evsim.errors import EvsimError
+from evsim.network import Network
 from evsim.result import SimulationResult, load_result, merge_results
-from evsim.simulate import simulate
+from evsim.simulate import RunOptions, RunSamples, Simulator, resolve_samples
 
 DEFAULT_CHUNK = 64
-_RUN_OPTIONS = ("timesteps", "encoder", "seed", "dtype", "record_spikes", "record_trace", "record_counts")
 
 
 class ResumeError(EvsimError):
     """A partial run that cannot be resumed: mismatched, corrupt, or in the way."""
 
 
-def run_to_file(network_path, output, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
-                ann_outputs: Optional[np.ndarray] = None, resume: bool = False, chunk_size: int = DEFAULT_CHUNK,
-                progress: bool = False, **options) -> SimulationResult:
-    """Simulate the network in `network_path`, streaming finished chunks to disk; return the whole result.
+def run_to_file(network: Network, output, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None,
+                *, ann_outputs: Optional[np.ndarray] = None, resume: bool = False, chunk_size: int = DEFAULT_CHUNK,
+                progress: bool = False, dtype: str = "float32", threads: Optional[int] = None,
+                **options) -> SimulationResult:
+    """Simulate `network`, streaming finished chunks to disk; return the whole result.
 
-    `inputs`/`labels`/`ann_outputs` default to the file's own samples;
-    `options` are `simulate`'s (timesteps, encoder, seed, threads, dtype, ...).
+    `inputs`/`labels`/`ann_outputs` default to the network's own samples;
+    `options` are the fields of `RunOptions` (timesteps, encoder, seed, ...).
     """
-    from evsim.weights_io import read_network
-
-    network = read_network(network_path)
-    if inputs is None:
-        if network.samples is None:
-            raise EvsimError(f"{network_path} carries no /samples: give inputs")
-        inputs, labels = network.samples.inputs, network.samples.labels
-        ann_outputs = network.ann.outputs if ann_outputs is None and network.ann is not None else ann_outputs
-    options.setdefault("encoder", network.input.encoding)
+    samples = resolve_samples(network, inputs, labels, ann_outputs=ann_outputs)
+    run = RunOptions(**options).for_network(network)
     partial = Path(f"{output}.partial")
-    manifest = {**_manifest(network_path, inputs, labels, options), "chunk_size": int(chunk_size)}
-    done = _start_or_resume(partial, manifest, resume, len(inputs))
+    manifest = {**_manifest(network, samples, run, dtype), "chunk_size": int(chunk_size)}
+    n = len(samples.inputs)
+    done = _start_or_resume(partial, manifest, resume, n)
+    simulator = None
     try:
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(inputs), initial=sum(len(ids) for ids in done.values()), unit="sample",
+        with tqdm(total=n, initial=sum(len(ids) for ids in done.values()), unit="sample",
                   disable=not progress, leave=False) as bar:
-            for start in range(0, len(inputs), chunk_size):
-                ids = np.arange(start, min(start + chunk_size, len(inputs)))
+            for start in range(0, n, chunk_size):
+                ids = np.arange(start, min(start + chunk_size, n))
                 if start in done:
                     continue
-                part = simulate(network, inputs[ids], None if labels is None else labels[ids], sample_ids=ids,
-                                ann_outputs=None if ann_outputs is None else ann_outputs[ids], **options)
+                simulator = simulator or Simulator(network, dtype=dtype, threads=threads)
+                part = simulator.run_options(_take(samples, ids), run, sample_ids=ids)
                 _write_atomically(part, partial / f"chunk-{start:09d}-{ids[-1] + 1:09d}.h5")
                 done[start] = ids
                 bar.update(len(ids))
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"interrupted: {sum(len(i) for i in done.values())} of {len(inputs)} samples are "
+        raise KeyboardInterrupt(f"interrupted: {sum(len(i) for i in done.values())} of {n} samples are "
                                 f"saved in {partial}; run again with resume to finish") from None
     result = merge_results([load_result(_chunk_path(partial, start)) for start in sorted(done)])
     _write_atomically(result, Path(output))
@@ -78,14 +74,17 @@ def run_to_file(network_path, output, inputs: Optional[np.ndarray] = None, label
     return result
 
 
-def _manifest(network_path, inputs, labels, options) -> dict:
+def _take(samples: RunSamples, ids: np.ndarray) -> RunSamples:
+    return RunSamples(*(None if array is None else array[ids] for array in samples))
+
+
+def _manifest(network: Network, samples: RunSamples, run: RunOptions, dtype: str) -> dict:
     def digest(array):
         return None if array is None else hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
-    run = {k: options.get(k) for k in _RUN_OPTIONS}
-    run["dtype"] = run["dtype"] or "float32"
-    return {"evsim": __version__, "network_sha256": hashlib.sha256(Path(network_path).read_bytes()).hexdigest(),
-            "inputs_sha256": digest(inputs), "labels_sha256": digest(labels), "n_samples": int(len(inputs)), **run}
+    return {"evsim": __version__, "network_sha256": network.digest(), "inputs_sha256": digest(samples.inputs),
+            "labels_sha256": digest(samples.labels), "n_samples": int(len(samples.inputs)),
+            **run.manifest(), "dtype": str(np.dtype(dtype))}
 
 
 def _start_or_resume(partial: Path, manifest: dict, resume: bool, n: int) -> dict:

@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))  # the bundled example's training script defines t
 
 from train_mnist_cnn import load_data  # noqa: E402,F401  (re-exported: the scripts use this split)
 
-from evsim.plots import save_png as save_figure  # noqa: E402,F401  (the scripts' figures, as evsim's)
+from evsim.analysis.plots import save_png as save_figure  # noqa: E402,F401  (the scripts' figures, as evsim's)
 from evsim.weights_io.layers import TrainableClip  # noqa: E402
 
 DEFAULT_CACHE = HERE / "cache"

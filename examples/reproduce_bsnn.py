@@ -26,7 +26,7 @@ readout that ignores the first (bif depth x K) steps, before any input has
 reached it (`windowed_readout`).
 
 Every experiment runs its conversions on the same test images
-(`evsim.compare.run_comparison`), tabulates them (`compare`), plots them
+(`evsim.analysis.compare.run_comparison`), tabulates them (`compare`), plots them
 (`plot_comparison`), and `output_difference.png` draws the mean
 |SNN estimate - ANN output| after every step (BSNN Fig. 5). `summary.json`
 holds every number the README quotes, `tables.md` the markdown tables.
@@ -58,9 +58,9 @@ import mnist_nets  # noqa: E402
 from mnist_nets import Training  # noqa: E402
 from train_mnist_cnn import MnistCnn  # noqa: E402
 
-from evsim.compare import compare, format_comparison, run_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
-from evsim.metrics import step_weights  # noqa: E402
-from evsim.plots import plot_comparison  # noqa: E402
+from evsim.analysis.compare import compare, format_comparison, run_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
+from evsim.analysis.metrics import step_weights  # noqa: E402
+from evsim.analysis.plots import plot_comparison  # noqa: E402
 from evsim.weights_io import read_network  # noqa: E402
 from evsim.weights_io.export import export_model  # noqa: E402
 
@@ -147,7 +147,8 @@ def run(out: Path, settings: Settings = FULL, *, cache: Optional[Path] = None, l
                              meta={"study": f"reproduce_bsnn {experiment}: {name}"})
                 paths.append(path)
             networks = [read_network(p) for p in paths]
-            run_results = run_comparison(paths, timesteps=timesteps, threads=settings.threads, record_trace=True)
+            run_results = run_comparison(networks, names=[str(p) for p in paths], timesteps=timesteps,
+                                         threads=settings.threads, record_trace=True)
             names = list(runs)
             table = compare(run_results, names, steps=[t for t in steps if t <= timesteps])
             folder_out = out / experiment

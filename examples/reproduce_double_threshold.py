@@ -38,9 +38,9 @@ sys.path.insert(0, str(HERE))
 
 import mnist_nets as nets  # noqa: E402
 
-from evsim.compare import compare, format_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
-from evsim.energy import load_profile  # noqa: E402
-from evsim.plots import plot_comparison  # noqa: E402
+from evsim.analysis.compare import compare, format_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
+from evsim.analysis.energy import load_profile  # noqa: E402
+from evsim.analysis.plots import plot_comparison  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io.export import convert_model  # noqa: E402
 
@@ -363,7 +363,7 @@ def error_figures(summary_runs: dict, s: Settings, out: Path) -> list[Path]:
     """Fig. 2 (error vs steps) and Fig. 3 (error vs events), one panel per network."""
     from matplotlib.figure import Figure
 
-    from evsim.plots import cumulative_events
+    from evsim.analysis.plots import cumulative_events
 
     paths = []
     for kind in ("steps", "events"):

@@ -42,8 +42,8 @@ sys.path.insert(0, str(HERE))
 
 import mnist_nets as nets  # noqa: E402
 
-from evsim.compare import compare, format_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
-from evsim.plots import plot_comparison  # noqa: E402
+from evsim.analysis.compare import compare, format_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
+from evsim.analysis.plots import plot_comparison  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io.export import convert_model  # noqa: E402
 

@@ -26,8 +26,9 @@ sys.path.insert(0, str(HERE))  # the training script defines the model and the d
 
 from train_mnist_cnn import N_SAMPLES, MnistCnn, load_data  # noqa: E402
 
-from evsim.compare import compare, format_comparison, run_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
-from evsim.plots import plot_comparison  # noqa: E402
+from evsim.analysis.compare import compare, format_comparison, run_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
+from evsim.analysis.plots import plot_comparison  # noqa: E402
+from evsim.weights_io import read_network  # noqa: E402
 from evsim.weights_io.export import export_model  # noqa: E402
 
 #: name -> (percentile, v_init_fraction); the first is the baseline of every ratio.
@@ -64,7 +65,8 @@ def run_study(out: Path, *, n_samples: int, timesteps: int, n_calibration: int, 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         paths = export_variants(model, Path(folder), x_train[:n_calibration], x_test[:n_samples], y_test[:n_samples])
-        results = run_comparison(paths, timesteps=timesteps, threads=threads)
+        results = run_comparison([read_network(p) for p in paths], names=[str(p) for p in paths],
+                                 timesteps=timesteps, threads=threads)
     names = list(VARIANTS)
     table = compare(results, names, steps=[t for t in STEPS if t <= timesteps])
     (out / "table.txt").write_text(format_comparison(table) + "\n")

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from evsim import __version__
 from evsim.cli.main import main
-from evsim.report import REPORT_SCHEMA
+from evsim.analysis.report import REPORT_SCHEMA
 
 
 @pytest.fixture

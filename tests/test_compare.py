@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evsim.compare import compare, comparison_rows, format_comparison, run_comparison, write_comparison_csv
-from evsim.energy import load_profile
+from evsim.analysis.compare import compare, comparison_rows, format_comparison, run_comparison, write_comparison_csv
+from evsim.analysis.energy import load_profile
 from evsim.errors import EvsimError
+from evsim.result import load_result
 from evsim.weights_io import read_network, write_network
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "mnist_cnn.h5"
@@ -29,7 +30,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def results(files):
-    return run_comparison(files, n_samples=N, timesteps=T)
+    return run_comparison([read_network(f) for f in files], n_samples=N, timesteps=T)
 
 
 def test_runs_share_samples_and_each_gets_its_ann_outputs(results):
@@ -102,7 +103,7 @@ def test_text_json_and_csv_carry_the_same_numbers(results, tmp_path):
 def test_saved_results_compare_like_fresh_runs(files, results, tmp_path):
     saved = tmp_path / "max.h5"
     results[0].save(saved)
-    mixed = run_comparison([saved, files[1]], n_samples=N, timesteps=T)
+    mixed = run_comparison([load_result(saved), read_network(files[1])], n_samples=N, timesteps=T)
     # the saved run gives no samples: the first network file's are used, and they are the same ones
     fresh, loaded = compare(results, ["a", "b"]), compare(mixed, ["a", "b"])
     for row in (fresh, loaded):
@@ -115,7 +116,7 @@ def test_runs_on_other_samples_are_refused(files, results, tmp_path):
     saved = tmp_path / "few.h5"
     results[0].save(saved)
     with pytest.raises(EvsimError, match="not on the same samples"):
-        run_comparison([saved, files[1]], n_samples=N - 1, timesteps=T)
+        run_comparison([load_result(saved), read_network(files[1])], n_samples=N - 1, timesteps=T)
 
 
 def test_cli_compare_prints_and_writes(files, tmp_path):
@@ -141,7 +142,7 @@ def test_cli_compare_prints_and_writes(files, tmp_path):
     assert pngs == ["accuracy.png", "accuracy_vs_events.png", "accuracy_vs_synaptic_ops.png", "agreement.png"]
     assert all((tmp_path / "plots" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for name in pngs)
     # the same runs through the Python API give the same table
-    api = compare(run_comparison(files, n_samples=8, timesteps=16), ["max", "half"], steps=[4, 16],
+    api = compare(run_comparison([read_network(f) for f in files], n_samples=8, timesteps=16), ["max", "half"], steps=[4, 16],
                   tolerances=(0.01, 0.0), profile=load_profile("cmos45-int8"))
     assert api["runs"] == table["runs"]
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from evsim.energy import ENERGY_CATEGORIES, EnergyProfileError, available_profiles, load_profile
+from evsim.analysis.energy import ENERGY_CATEGORIES, EnergyProfileError, available_profiles, load_profile
 
 
 def test_shipped_profiles_load_and_price_every_category():

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from evsim.kernels import bernoulli_uniform, coefficient, phase_bit
+from evsim.engine.encoders import bernoulli_uniform, phase_bit
+from evsim.engine.neurons import coefficient
 from evsim.geometry import axis_hits
 from evsim.network import Network, Population, Projection
 from evsim.simulate import simulate
@@ -70,10 +71,10 @@ def test_stale_numba_cache_is_dropped_wherever_numba_keeps_it(tmp_path, monkeypa
 
     import numba
 
-    from evsim import jit
+    from evsim.engine import jit
 
     monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
-    here = Path(jit.__file__).parent
+    here = Path(jit.__file__).parent  # evsim/engine, where the scheduler's source lives
     cache = tmp_path / f"{here.name}_{hashlib.sha1(str(here.resolve()).encode()).hexdigest()}"
     cache.mkdir()
     (cache / "evsim-sources.sha256").write_text("digest of older sources")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from evsim.metrics import (accuracy_curve, cosine_similarity, decision_times, early_decision_latency,
+from evsim.analysis.metrics import (accuracy_curve, cosine_similarity, decision_times, early_decision_latency,
                            mean_abs_difference, readout_estimates, step_weights)
 
 

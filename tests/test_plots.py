@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from evsim.cli.main import main
 from evsim.errors import EvsimError
-from evsim.plots import (
+from evsim.analysis.plots import (
     MISSING_MATPLOTLIB,
     cumulative_events,
     firing_rates,

@@ -11,6 +11,7 @@ import pytest
 
 from evsim.result import load_result
 from evsim.runs import ResumeError, run_to_file
+from evsim.weights_io import read_network
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn.h5"
 ARGS = ["-T", "128", "-n", "192", "--chunk-size", "8", "--encoder", "bernoulli", "--seed", "3", "--no-progress"]
@@ -35,7 +36,6 @@ def assert_same_result(a, b):
 def uninterrupted():
     """The same run in one piece, in memory: no chunks, no files, no merging."""
     from evsim.simulate import simulate
-    from evsim.weights_io import read_network
 
     network = read_network(EXAMPLE)
     samples, n = network.samples, 192
@@ -67,29 +67,29 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted, sig
 def test_mismatched_or_corrupt_partial_runs_are_refused(tmp_path):
     out = tmp_path / "run.h5"
     partial = Path(f"{out}.partial")
-    run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100)  # complete: 500 samples, 5 chunks
+    run_to_file(read_network(EXAMPLE), out, timesteps=4, chunk_size=100)  # complete: 500 samples, 5 chunks
     assert not partial.exists()
     # fake an interruption: a manifest and one chunk
     partial.mkdir()
     with pytest.raises(KeyboardInterrupt):
         _interrupt_after_first_chunk(out)
     with pytest.raises(ResumeError, match="holds an interrupted run"):
-        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100)
+        run_to_file(read_network(EXAMPLE), out, timesteps=4, chunk_size=100)
     with pytest.raises(ResumeError, match="differs from this one in timesteps"):
-        run_to_file(EXAMPLE, out, timesteps=8, chunk_size=100, resume=True)
+        run_to_file(read_network(EXAMPLE), out, timesteps=8, chunk_size=100, resume=True)
     with pytest.raises(ResumeError, match="differs from this one in seed"):
-        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100, seed=9, resume=True)
+        run_to_file(read_network(EXAMPLE), out, timesteps=4, chunk_size=100, seed=9, resume=True)
     chunk = next(partial.glob("chunk-*.h5"))
     chunk.write_bytes(chunk.read_bytes()[:1000])  # truncated by a crash of the disk, say
     with pytest.raises(ResumeError, match="corrupt partial result"):
-        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100, resume=True)
+        run_to_file(read_network(EXAMPLE), out, timesteps=4, chunk_size=100, resume=True)
 
 
 def _interrupt_after_first_chunk(out):
-    """Run with a simulate that raises KeyboardInterrupt on its second chunk."""
-    import evsim.runs as runs
+    """Run with a simulator that raises KeyboardInterrupt on its second chunk."""
+    from evsim.simulate import Simulator
 
-    real = runs.simulate
+    real = Simulator.run_options
     calls = []
 
     def flaky(*args, **kwargs):
@@ -98,11 +98,11 @@ def _interrupt_after_first_chunk(out):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    runs.simulate = flaky
+    Simulator.run_options = flaky
     try:
         import shutil
 
         shutil.rmtree(f"{out}.partial")
-        run_to_file(EXAMPLE, out, timesteps=4, chunk_size=100)
+        run_to_file(read_network(EXAMPLE), out, timesteps=4, chunk_size=100)
     finally:
-        runs.simulate = real
+        Simulator.run_options = real

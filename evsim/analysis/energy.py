@@ -1,4 +1,4 @@
-"""Energy from counts: named profiles are data files (evsim/energy_profiles/*.json), not code.
+"""Energy from counts: named profiles are data files (evsim/analysis/energy_profiles/*.json), not code.
 
 A profile gives an energy per operation for each counted category
 (docs/accounting.md) and one for an ANN MAC. Energy = sum over categories of
@@ -48,7 +48,7 @@ class EnergyProfile:
 
 def available_profiles() -> list[str]:
     """Names of the profiles shipped with evsim."""
-    folder = resources.files("evsim") / "energy_profiles"
+    folder = resources.files("evsim.analysis") / "energy_profiles"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
@@ -59,7 +59,7 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE) -> EnergyProfile:
         where, text = str(path), path.read_text()
     elif name_or_path in available_profiles():
         where = f"energy profile {name_or_path}"
-        text = (resources.files("evsim") / "energy_profiles" / f"{name_or_path}.json").read_text()
+        text = (resources.files("evsim.analysis") / "energy_profiles" / f"{name_or_path}.json").read_text()
     else:
         raise EnergyProfileError(f"no energy profile {name_or_path!r}: give a .json file or one of "
                                  f"{', '.join(available_profiles())}")

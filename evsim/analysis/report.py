@@ -8,9 +8,9 @@ from typing import Optional
 
 import numpy as np
 
-from evsim.compare import default_steps
+from evsim.analysis.compare import default_steps
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
-from evsim.energy import EnergyProfile, load_profile
+from evsim.analysis.energy import EnergyProfile, load_profile
 from evsim.result import SimulationResult
 
 #: Version of the JSON layout written by `summary` (docs/cli.md documents it).

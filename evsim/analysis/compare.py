@@ -1,7 +1,7 @@
 """Side by side: several conversions of one ANN run on the same samples (the core of an energy study).
 
-`run_comparison` simulates network files (or loads saved results) on one
-set of samples; `compare` reduces them to one row per run: accuracy at
+`run_comparison` simulates networks (beside saved results) on one set of
+samples; `compare` reduces them to one row per run: accuracy at
 chosen steps, early-decision latency at each tolerance with what was spent to
 get there, events, operations and energy per sample, and every figure's ratio
 to the first run. `evsim compare` prints, and writes, that table.
@@ -11,15 +11,16 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
-import h5py
 import numpy as np
 
-from evsim.energy import EnergyProfile, load_profile
-from evsim.errors import EvsimError
-from evsim.metrics import DEFAULT_TOLERANCES
-from evsim.result import RESULT_FORMAT, SimulationResult, load_result
+from evsim.analysis.energy import EnergyProfile, load_profile
+from evsim.analysis.metrics import DEFAULT_TOLERANCES
+from evsim.errors import EvsimError, SimulationInputError
+from evsim.network import Network
+from evsim.result import SimulationResult
+from evsim.simulate import RunOptions, RunSamples, Simulator, resolve_samples
 
 #: Version of the JSON layout written by `write_comparison_json` (docs/cli.md documents it).
 COMPARISON_SCHEMA = 1
@@ -29,45 +30,39 @@ COMPARED_COUNTS = ("events", "synaptic_ops", "ac_ops", "scaled_ops", "pool_ops",
                    "neuron_updates")
 
 
-def is_result_file(path) -> bool:
-    """Whether `path` is a result saved by `SimulationResult.save` (rather than a network file)."""
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("format") == RESULT_FORMAT
-    except OSError:
-        return False
+def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Optional[np.ndarray] = None,
+                   labels: Optional[np.ndarray] = None, *, names: Optional[Sequence[str]] = None,
+                   n_samples: Optional[int] = None, dtype: str = "float32", threads: Optional[int] = None,
+                   progress: bool = False, **options) -> list[SimulationResult]:
+    """One result per run, all on the same samples.
 
-
-def run_comparison(paths: Sequence, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
-                   n_samples: Optional[int] = None, **options) -> list[SimulationResult]:
-    """One result per path, all on the same samples.
-
-    A network file is simulated (`options`: those of `simulate`); a saved
-    result is loaded as it is. The samples are `inputs` / `labels`, or else the
-    first network file's `/samples` (its first `n_samples`). Each network is
-    given its own `/ann/outputs` when it runs its own samples, for the
-    agreement measures.
+    A `Network` is simulated (`options`: the fields of `RunOptions`); a saved
+    `SimulationResult` is used as it is. The samples are `inputs` / `labels`,
+    or else the first network's own samples (its first `n_samples`). Each
+    network is given its own `/ann/outputs` when it runs its own samples, for
+    the agreement measures. `names` (default: run 1, run 2, ...) name the runs
+    in errors.
     """
-    from evsim.simulate import simulate
-    from evsim.weights_io import read_network
-
-    networks = {i: read_network(p) for i, p in enumerate(paths) if not is_result_file(p)}
-    if inputs is None and networks:
-        first = networks[min(networks)]
-        if first.samples is None:
-            raise EvsimError(f"{paths[min(networks)]} carries no /samples: give inputs")
-        inputs, labels = first.samples.inputs, first.samples.labels
-    if inputs is not None and n_samples is not None:
+    names = list(names) if names is not None else [f"run {i + 1}" for i in range(len(runs))]
+    networks = [run for run in runs if isinstance(run, Network)]
+    if networks:
+        first = names[runs.index(networks[0])]
+        try:
+            inputs, labels, _ = resolve_samples(networks[0], inputs, labels, n_samples)
+        except SimulationInputError as err:
+            raise EvsimError(f"{first}: {err}") from None
+    elif inputs is not None and n_samples is not None:
         inputs, labels = inputs[:n_samples], None if labels is None else labels[:n_samples]
+    run_options = RunOptions(**options)
     results = []
-    for i, path in enumerate(paths):
-        if i in networks:
-            network = networks[i]
-            results.append(simulate(network, inputs, labels, ann_outputs=_own_ann_outputs(network, inputs),
-                                    **options))
+    for run in runs:
+        if isinstance(run, Network):
+            samples = RunSamples(inputs, labels, _own_ann_outputs(run, inputs))
+            results.append(Simulator(run, dtype=dtype, threads=threads).run_options(samples, run_options,
+                                                                                      progress=progress))
         else:
-            results.append(load_result(path))
-    _check_same_samples(results, paths)
+            results.append(run)
+    _check_same_samples(results, names)
     return results
 
 
@@ -81,16 +76,16 @@ def _own_ann_outputs(network, inputs) -> Optional[np.ndarray]:
     return network.ann.outputs[:len(inputs)]
 
 
-def _check_same_samples(results: list[SimulationResult], paths: Sequence) -> None:
+def _check_same_samples(results: list[SimulationResult], names: Sequence[str]) -> None:
     first = results[0]
-    for path, result in zip(paths[1:], results[1:]):
+    for path, result in zip(names[1:], results[1:]):
         same_labels = (first.labels is None and result.labels is None) or (
             first.labels is not None and result.labels is not None and np.array_equal(first.labels, result.labels))
         if result.n_samples != first.n_samples or not same_labels:
-            raise EvsimError(f"{path}: its run is not on the same samples as {paths[0]}'s "
+            raise EvsimError(f"{path}: its run is not on the same samples as {names[0]}'s "
                              f"({result.n_samples} vs {first.n_samples} samples, or other labels)")
         if result.readout_v.shape[1] != first.readout_v.shape[1]:
-            raise EvsimError(f"{path}: {result.readout_v.shape[1]} outputs, {paths[0]} has "
+            raise EvsimError(f"{path}: {result.readout_v.shape[1]} outputs, {names[0]} has "
                              f"{first.readout_v.shape[1]}: not conversions of one ANN")
 
 

@@ -1,0 +1,73 @@
+"""The one jit setting shared by every kernel (cached to disk so a second start does not recompile).
+
+Numba's disk cache checks only the source file of the function it caches,
+while evsim's kernels call kernels of other files and freeze module-level
+constants of others (kind codes, counter slots): an edit there would leave a
+cached scheduler running stale machine code. So evsim keeps a digest of all
+its sources beside every cache folder and drops that folder's cache when the
+digest changes.
+"""
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+
+PACKAGE = Path(os.path.abspath(__file__)).parent.parent  # evsim/, spelled as Numba spells source paths
+
+
+def _sources(package: Path) -> list[Path]:
+    return sorted(package.rglob("*.py"))
+
+
+def _cache_dirs(package: Path) -> list[Path]:
+    """Where Numba may cache evsim's kernels: beside each source folder, or under NUMBA_CACHE_DIR.
+
+    Under NUMBA_CACHE_DIR, Numba names the folder after the source folder and
+    the SHA-1 of its absolute path (numba.core.caching.UserProvidedCacheLocator).
+    """
+    folders = sorted({path.parent for path in _sources(package)})
+    dirs = [folder / "__pycache__" for folder in folders]
+    if numba.config.CACHE_DIR:
+        for folder in folders:
+            hashed = hashlib.sha1(str(folder).encode()).hexdigest()
+            dirs.append(Path(numba.config.CACHE_DIR) / f"{folder.name}_{hashed}")
+    return dirs
+
+
+def _drop_stale_cache(package: Path = PACKAGE) -> None:
+    """Drop evsim's Numba cache wherever it lives when any evsim source changed since it was written.
+
+    Best effort: an installed, read-only package never changes, and Numba
+    then caches elsewhere anyway.
+    """
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in _sources(package))).hexdigest()
+    for cache in _cache_dirs(package):
+        stamp = cache / "evsim-sources.sha256"
+        try:
+            if stamp.read_text() == digest:
+                continue
+        except OSError:
+            pass
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            for stale in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
+                stale.unlink(missing_ok=True)
+            stamp.write_text(digest)
+        except OSError:
+            pass
+
+
+_drop_stale_cache()
+
+
+def kernel(function):
+    """Compile a small serial kernel."""
+    return numba.njit(**JIT_OPTIONS)(function)
+
+
+def parallel_kernel(function):
+    """Compile a driver that runs `numba.prange` loops over samples."""
+    return numba.njit(parallel=True, **JIT_OPTIONS)(function)

@@ -1,0 +1,88 @@
+"""Neuron kernels: this step's weight S_k, the integrate slot (analog current and bias) and the fire rule.
+
+docs/semantics.md defines them; `fire` implements the coefficient and the
+reset by subtraction of every `if`-like unit (single or double threshold,
+binary, ternary or augmented, bounded or not).
+"""
+from __future__ import annotations
+
+from evsim.engine.delivery import add_scaled
+from evsim.engine.jit import kernel
+
+
+@kernel
+def step_weight(phase, period, t):
+    """S_k = 2^-(1 + t mod K) under phase coding, 1 under rate coding (exact: halvings of 1)."""
+    s = 1.0
+    if phase:
+        for _ in range(t % period + 1):
+            s *= 0.5
+    return s
+
+
+@kernel
+def integrate(v, current, bias, soff, noff, size, units, analog, biased, sk):
+    """Add this step's analog current and bias, weighted by S_k, to every unit (A and B alike)."""
+    if analog:
+        add_scaled(v[soff:soff + size * units], current[soff:soff + size * units], sk)
+    if biased:
+        for u in range(units):
+            add_scaled(v[soff + u * size:soff + (u + 1) * size], bias[noff:noff + size], sk)
+
+
+@kernel
+def coefficient(excess, threshold, max_coeff):
+    """The spike coefficient c >= 1 with c * threshold <= excess < (c + 1) * threshold, capped at max_coeff > 0.
+
+    Exact whatever the float division rounds to; `excess >= threshold > 0`.
+    """
+    if max_coeff == 1:
+        return 1
+    c = max(int(excess / threshold), 1)
+    while c > 1 and c * threshold > excess:
+        c -= 1
+    while (c + 1) * threshold <= excess:
+        c += 1
+    if max_coeff > 0 and c > max_coeff:
+        c = max_coeff
+    return c
+
+
+@kernel
+def fire(v, discharged, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_weight, tag,
+         ev, ebase, n_events):
+    """Compare every unit with this step's thresholds, emit events, reset by subtraction.
+
+    Appends to the event buffers `ev` at `ebase + n_events` and returns the new
+    count. `discharged` accumulates what the resets took (c x threshold), so
+    that potential - v_init + discharged is the input a unit integrated.
+    """
+    ev_idx, ev_coef, ev_tag, ev_val = ev
+    units = v[sbase:sbase + size]
+    out = discharged[sbase:sbase + size]
+    pos = theta_pos[noff:noff + size]
+    neg = theta_neg[noff:noff + size]
+    sk = units.dtype.type(step_weight)
+    for n in range(size):
+        vv = units[n]
+        th_pos = pos[n] * sk
+        c = 0
+        if vv >= th_pos:
+            c = coefficient(vv, th_pos, max_coeff)
+            units[n] = vv - c * th_pos
+            out[n] += c * th_pos
+        elif has_neg:
+            th_neg = neg[n] * sk
+            if vv <= th_neg:
+                k = coefficient(-vv, -th_neg, max_coeff)
+                units[n] = vv - k * th_neg
+                out[n] += k * th_neg
+                c = -k
+        if c != 0:
+            e = ebase + n_events
+            ev_idx[e] = n
+            ev_coef[e] = c
+            ev_tag[e] = tag
+            ev_val[e] = c * step_weight
+            n_events += 1
+    return n_events
