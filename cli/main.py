@@ -19,7 +19,7 @@ from evsim.analysis.compare import (
     write_comparison_json,
 )
 from evsim.analysis.energy import DEFAULT_PROFILE, available_profiles, load_profile
-from evsim.kinds import ENCODERS
+from evsim.kinds import ENCODERS, PHASE
 from evsim.analysis.plots import plot_comparison, plot_result, require_matplotlib
 from evsim.analysis.report import describe_network, format_text, write_csv, write_json
 from evsim.result import is_result_file, load_result
@@ -240,7 +240,7 @@ def inspect(file, as_json):
     for name, p in info["populations"].items():
         params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff")
                            if p.get(k) is not None)
-        extra = p.get("encoding") or f"{p.get('coding')}" + (f" K={p['phase_period']}" if p.get("coding") == "phase" else "")
+        extra = p.get("encoding") or f"{p.get('coding')}" + (f" K={p['phase_period']}" if p.get("coding") == PHASE else "")
         click.echo(f"  {p['order']:>2} {name:<14} {p['kind']:<8} {'x'.join(map(str, p['shape'])):<12} {extra:<10} {params}")
     click.echo("Projections:")
     for name, q in info["projections"].items():

@@ -78,6 +78,7 @@ class PopulationKind:
     units: int = 1  # state units per neuron (a bif pair is two)
     tags: str = "none"  # events' A/B tags: "none", "own" (it is a pair) or "source" (passes its source's)
     fires_in_mode: Optional[tuple[str, ...]] = None  # None: fires always (membrane) or never; else the modes that fire
+    emits: str = "own"  # whose events it emits: "own" (counted as events), "encoded" (input events), "relayed"
     description: str = ""
 
     def fires(self, mode: str) -> bool:
@@ -87,23 +88,33 @@ class PopulationKind:
         return self.membrane
 
     @property
+    def always_fires(self) -> bool:
+        return self.membrane and self.fires_in_mode is None
+
+    @property
     def datasets(self) -> tuple[str, ...]:
         return NEURON_PARAMETERS if self.membrane else ()
 
 
 INPUT = PopulationKind("input", 0, (Attribute("encoding", "string", ANALOG, choices=ENCODERS),), membrane=False,
-                       description="the source of a sample: emits what the encoder gives")
+                       emits="encoded", description="the source of a sample: emits what the encoder gives")
 IF = PopulationKind("if", 1, (_MAX_COEFF,), membrane=True,
                     description="integrate-and-fire, reset by subtraction (single or double threshold, augmented)")
 BIF = PopulationKind("bif", 2, (_MAX_COEFF,), membrane=True, units=2, tags="own",
                      description="BSNN's bistable pair: A and B units, phase-gated")
-RELAY = PopulationKind("relay", 3, (), membrane=False, tags="source",
+RELAY = PopulationKind("relay", 3, (), membrane=False, tags="source", emits="relayed",
                        description="no membrane: passes the events a spiking max-pool lets through")
 READOUT = PopulationKind("readout", 4, (_MAX_COEFF, Attribute("mode", "string", POTENTIAL, choices=READOUT_MODES)),
                          membrane=True, fires_in_mode=(SPIKES,),
                          description="the output layer: integrates (potential mode) or fires (spikes mode)")
 
 POPULATION_KINDS = {kind.name: kind for kind in (INPUT, IF, BIF, RELAY, READOUT)}
+
+
+def emitting(population_kinds, emits: str = "own") -> list[bool]:
+    """For a list of population kind names, whether each emits events of that origin (`PopulationKind.emits`):
+    "own" are a network's events, "encoded" its input events, "relayed" the spikes a relay passes on."""
+    return [POPULATION_KINDS[kind].emits == emits for kind in population_kinds]
 
 
 # -- projection kinds --------------------------------------------------------------

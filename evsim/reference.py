@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.kinds import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, IDENTITY, INPUT, MAXPOOL2D, PHASE,
+                         PHASE_ENCODER, READOUT, RELAY, SPARSE)
 from evsim.engine.encoders import bernoulli_uniform
 from evsim.network import Network, Population, Projection
 
@@ -26,18 +28,18 @@ def projection_matrices(proj: Projection, src: Population, tgt: Population):
     n_out, n_in = tgt.size, src.size
     W = np.zeros((n_out, n_in))
     S = np.zeros((n_out, n_in), dtype=np.int64)
-    if proj.kind == "dense":
+    if proj.kind == DENSE.name:
         W[:] = proj.weight
         S[:] = 1
-    elif proj.kind == "identity":
+    elif proj.kind == IDENTITY.name:
         W[:] = np.eye(n_out)
         S[:] = np.eye(n_out, dtype=np.int64)
-    elif proj.kind == "sparse":
+    elif proj.kind == SPARSE.name:
         for s in range(n_in):
             for k in range(proj.indptr[s], proj.indptr[s + 1]):
                 W[proj.indices[k], s] += proj.weight[k]
                 S[proj.indices[k], s] += 1
-    elif proj.kind in ("conv2d", "avgpool2d", "maxpool2d"):
+    elif proj.kind in (CONV2D.name, AVGPOOL2D.name, MAXPOOL2D.name):
         for out, inp, w in _window_taps(proj, src.shape, tgt.shape):
             W[out, inp] += w
             S[out, inp] += 1
@@ -49,7 +51,7 @@ def _window_taps(proj: Projection, src_shape, tgt_shape):
     cin, hin, win = src_shape
     cout, hout, wout = tgt_shape
     kh, kw = proj.kernel_size
-    if proj.kind == "conv2d":
+    if proj.kind == CONV2D.name:
         dh, dw = proj.dilation
         cin_g, cout_g = cin // proj.groups, cout // proj.groups
     else:
@@ -66,12 +68,12 @@ def _window_taps(proj: Projection, src_shape, tgt_shape):
                             yi = yo * proj.stride[0] - proj.padding[0] + ky * dh
                             xi = xo * proj.stride[1] - proj.padding[1] + kx * dw
                             if 0 <= yi < hin and 0 <= xi < win:
-                                w = proj.weight[co, j, ky, kx] if proj.kind == "conv2d" else 1.0 / (kh * kw)
+                                w = proj.weight[co, j, ky, kx] if proj.kind == CONV2D.name else 1.0 / (kh * kw)
                                 yield out, (ci * hin + yi) * win + xi, w
 
 
 def step_weight(pop: Population, t: int) -> float:
-    return 2.0 ** -(1 + t % pop.phase_period) if pop.coding == "phase" else 1.0
+    return 2.0 ** -(1 + t % pop.phase_period) if pop.coding == PHASE else 1.0
 
 
 def exact_coefficient(excess, threshold, max_coeff):
@@ -102,7 +104,7 @@ def fire(v, pop: Population, sk):
     return coef
 
 
-def run_reference(network: Network, inputs, timesteps: int, encoder: str = "analog", seed: int = 0) -> dict:
+def run_reference(network: Network, inputs, timesteps: int, encoder: str = ANALOG, seed: int = 0) -> dict:
     """Simulate every sample of `inputs` densely; returns the conformance-style arrays."""
     matrices = {q.name: projection_matrices(q, network.population(q.source), network.population(q.target))
                 for q in network.projections}
@@ -115,8 +117,8 @@ def _tags(network: Network):
     """Tags each population's events carry: A/B for bif pairs and relays fed by them."""
     tags = {}
     for pop in network.populations:
-        fed_by_bif = pop.kind == "relay" and tags[network.incoming(pop.name)[0].source] == ("A", "B")
-        tags[pop.name] = ("A", "B") if pop.kind == "bif" or fed_by_bif else ("out",)
+        fed_by_bif = pop.kind == RELAY.name and tags[network.incoming(pop.name)[0].source] == ("A", "B")
+        tags[pop.name] = ("A", "B") if pop.kind == BIF.name or fed_by_bif else ("out",)
     return tags
 
 
@@ -130,19 +132,19 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
 
     v = {p.name: np.tile(p.expand("v_init"), (p.units, 1)) for p in pops}  # [units, size]
     mass = {p.name: np.zeros(p.size, dtype=np.int64) for p in pops}
-    analog = encoder == "analog"
+    analog = encoder == ANALOG
     for t in range(T):
         coef = {}  # population -> tag -> signed coefficients [size]
         value = {}
         for pop in pops:
             sk = step_weight(pop, t)
             counts = dict.fromkeys(POPULATION_COUNTERS, 0)
-            if pop.kind == "input":
+            if pop.kind == INPUT.name:
                 c = _encode(x, pop, encoder, seed, sample, t)
                 # the phase encoder's bit k weighs S_k even when the input population is rate coded
-                weight = 2.0 ** -(1 + t % pop.phase_period) if encoder == "phase" else sk
+                weight = 2.0 ** -(1 + t % pop.phase_period) if encoder == PHASE_ENCODER else sk
                 coef[pop.name], value[pop.name] = {"out": c}, {"out": c * weight}
-            elif pop.kind == "relay":
+            elif pop.kind == RELAY.name:
                 coef[pop.name], value[pop.name] = _max_gate(network, pop, matrices, coef, value, mass)
             else:
                 _integrate(network, pop, matrices, v, value, x if analog else None, sk, tags)
@@ -157,7 +159,7 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
                     counts[f"events_{tag}"] += n
                     counts[f"mass_{tag}"] += m
                 mass[pop.name] += np.abs(c)
-                if pop.kind != "readout" or pop.fires:
+                if pop.kind != READOUT.name or pop.fires:
                     record(f"spikes/{pop.name}/{tag}/coef", t, c.reshape(pop.shape))
                     record(f"spikes/{pop.name}/{tag}/value", t, value[pop.name][tag].reshape(pop.shape))
             for name, count in counts.items():
@@ -173,9 +175,9 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
 
 
 def _encode(x, pop, encoder, seed, sample, t):
-    if encoder == "analog":
+    if encoder == ANALOG:
         return np.zeros(pop.size, dtype=np.int64)
-    if encoder == "bernoulli":
+    if encoder == BERNOULLI:
         with np.errstate(over="ignore"):
             u = bernoulli_uniform(np.uint64(seed), np.uint64(sample), np.uint64(t), np.arange(pop.size, dtype=np.uint64))
         return np.where(u < np.abs(x), np.sign(x), 0).astype(np.int64)
@@ -193,7 +195,7 @@ def _integrate(network, pop, matrices, v, value, x, sk, tags):
             for u in range(pop.units):
                 v[pop.name][u] += W @ x * sk
             continue
-        if pop.kind == "bif":
+        if pop.kind == BIF.name:
             plain = src_values.get("out", 0)
             v[pop.name][0] += W @ (src_values.get("B", 0) + plain)  # A units take B events
             v[pop.name][1] += W @ (src_values.get("A", 0) + plain)  # B units take A events
@@ -205,7 +207,7 @@ def _integrate(network, pop, matrices, v, value, x, sk, tags):
 def _fire(pop, v, sk, t):
     if not pop.fires:
         return {"out": np.zeros(pop.size, dtype=np.int64)}, {"out": np.zeros(pop.size)}
-    if pop.kind == "bif":
+    if pop.kind == BIF.name:
         a_phase = (t // pop.phase_period) % 2 == 1
         firing = "A" if a_phase else "B"
         coefs = {"A": np.zeros(pop.size, dtype=np.int64), "B": np.zeros(pop.size, dtype=np.int64)}
@@ -238,9 +240,9 @@ def _projection_counts(network, q, S, coef, x):
         counts["input_macs_dense"] = int(fan_out.sum())
         return counts
     for tag, c in coef[q.source].items():
-        units = 2 if target.kind == "bif" and tag == "out" else 1
-        if q.kind in ("avgpool2d", "maxpool2d"):
-            counts["pool_ops"] += int(fan_out[c != 0].sum()) * (1 if q.kind == "maxpool2d" else units)
+        units = 2 if target.kind == BIF.name and tag == "out" else 1
+        if q.kind in (AVGPOOL2D.name, MAXPOOL2D.name):
+            counts["pool_ops"] += int(fan_out[c != 0].sum()) * (1 if q.kind == MAXPOOL2D.name else units)
         else:
             counts["ac_ops"] += int(fan_out[np.abs(c) == 1].sum()) * units
             counts["scaled_ops"] += int(fan_out[np.abs(c) > 1].sum()) * units

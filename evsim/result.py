@@ -6,7 +6,8 @@ from typing import Optional
 
 import numpy as np
 
-from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.counters import AC_OPS, EVENTS, POPULATION_COUNTERS, PROJECTION_COUNTERS, SCALED_OPS
+from evsim.kinds import emitting
 from evsim.analysis.energy import EnergyProfile
 from evsim.analysis.metrics import DEFAULT_TOLERANCES, accuracy_curve, decision_times, early_decision_latency
 
@@ -127,10 +128,9 @@ class SimulationResult:
 
     def _totals(self, pops: np.ndarray, projs: np.ndarray) -> dict[str, int]:
         """Totals from counts summed over steps: pops [P, C], projs [Q, C]."""
-        spiking = [k not in ("input", "relay") for k in self.population_kinds]
-        out = {name: int(pops[spiking, i].sum()) for i, name in enumerate(POPULATION_COUNTERS)}
-        out["input_events"] = int(pops[[k == "input" for k in self.population_kinds], 0].sum())
-        out["relayed_events"] = int(pops[[k == "relay" for k in self.population_kinds], 0].sum())
+        out = {name: int(pops[emitting(self.population_kinds), i].sum()) for i, name in enumerate(POPULATION_COUNTERS)}
+        out["input_events"] = int(pops[emitting(self.population_kinds, "encoded"), EVENTS].sum())
+        out["relayed_events"] = int(pops[emitting(self.population_kinds, "relayed"), EVENTS].sum())
         out.update({name: int(projs[:, i].sum()) for i, name in enumerate(PROJECTION_COUNTERS)})
         out["synaptic_ops"] = out["ac_ops"] + out["scaled_ops"]
         return out
@@ -178,9 +178,10 @@ class SimulationResult:
         if self.cosine is not None:
             steps["cosine"] = self.cosine.mean(axis=0)
             steps["abs_difference"] = self.abs_difference.mean(axis=0)
-        spiking = [k not in ("input", "relay") for k in self.population_kinds]
-        steps["cumulative_events"] = self.pop_counts_per_step[:, spiking, 0].sum(axis=1).cumsum() / self.n_samples
-        steps["cumulative_synaptic_ops"] = self.proj_counts_per_step[:, :, :2].sum(axis=(1, 2)).cumsum() / self.n_samples
+        spiking = emitting(self.population_kinds)
+        synaptic = [AC_OPS, SCALED_OPS]
+        steps["cumulative_events"] = self.pop_counts_per_step[:, spiking, EVENTS].sum(axis=1).cumsum() / self.n_samples
+        steps["cumulative_synaptic_ops"] = self.proj_counts_per_step[:, :, synaptic].sum(axis=(1, 2)).cumsum() / self.n_samples
         rows = []
         for names, kinds, counts, counters, layer in (
                 (self.populations, self.population_kinds, self.pop_counts_per_step, POPULATION_COUNTERS, "population"),
@@ -193,8 +194,8 @@ class SimulationResult:
                    "decision_time": self.decision_times()}
         if self.labels is not None:
             samples.update(label=self.labels, correct=self.pred[:, -1] == self.labels)
-        spiking_events = self.pop_counts_per_sample[:, spiking, 0].sum(axis=1)
-        samples.update(events=spiking_events, synaptic_ops=self.proj_counts_per_sample[:, :, :2].sum(axis=(1, 2)))
+        spiking_events = self.pop_counts_per_sample[:, spiking, EVENTS].sum(axis=1)
+        samples.update(events=spiking_events, synaptic_ops=self.proj_counts_per_sample[:, :, synaptic].sum(axis=(1, 2)))
         return {"steps": pd.DataFrame(steps), "counts": pd.concat(rows, ignore_index=True),
                 "samples": pd.DataFrame(samples)}
 

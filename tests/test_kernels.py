@@ -86,3 +86,21 @@ def test_stale_numba_cache_is_dropped_wherever_numba_keeps_it(tmp_path, monkeypa
     fresh.write_text("")
     jit._drop_stale_cache()  # sources unchanged since: the cache is kept
     assert fresh.exists()
+
+
+def test_a_change_anywhere_in_evsim_drops_the_cache_of_every_folder(tmp_path):
+    """Kernels freeze constants of other modules (kind codes, counter slots): an edit to any source counts."""
+    from evsim.engine import jit
+
+    package = tmp_path / "evsim"
+    (package / "engine" / "__pycache__").mkdir(parents=True)
+    (package / "kinds.py").write_text("CODE = 1\n")
+    (package / "engine" / "scheduler.py").write_text("pass\n")
+    jit._drop_stale_cache(package)
+    cached = package / "engine" / "__pycache__" / "scheduler.run_batch-1.py311.nbc"
+    cached.write_text("")
+    jit._drop_stale_cache(package)
+    assert cached.exists()  # nothing changed: kept
+    (package / "kinds.py").write_text("CODE = 2\n")  # a module the kernel's file does not contain
+    jit._drop_stale_cache(package)
+    assert not cached.exists()

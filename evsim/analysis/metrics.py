@@ -9,6 +9,8 @@ from typing import Optional
 
 import numpy as np
 
+from evsim.kinds import PHASE
+
 #: Tolerances of the early-decision latency (accuracy loss allowed, in accuracy units: 0.01 = 1 point).
 DEFAULT_TOLERANCES = (0.01, 0.001, 0.0)
 
@@ -40,7 +42,7 @@ def decision_times(pred: np.ndarray) -> np.ndarray:
 
 def step_weights(timesteps: int, coding: str, period: int) -> np.ndarray:
     """Cumulative step weight W(t) = sum of S_k over steps 1..t: t under rate coding."""
-    if coding != "phase":
+    if coding != PHASE:
         return np.arange(1, timesteps + 1, dtype=np.float64)
     k = np.arange(timesteps) % period
     return np.cumsum(2.0 ** -(1 + k))

@@ -20,6 +20,7 @@ import numpy as np
 
 from evsim.counters import AC_OPS, EVENTS, INPUT_MACS, POOL_OPS, SCALED_OPS
 from evsim.errors import EvsimError
+from evsim.kinds import POPULATION_KINDS, emitting
 
 FIGSIZE = (6.4, 4.2)
 TALL_FIGSIZE = (6.4, 5.6)   # two stacked panels
@@ -56,7 +57,7 @@ def reference_accuracy(result) -> Optional[float]:
 
 def _spiking(result) -> np.ndarray:
     """Populations whose events `totals()["events"]` counts: not the input, not relays (the same spikes again)."""
-    return np.array([kind not in ("input", "relay") for kind in result.population_kinds])
+    return np.array(emitting(result.population_kinds))
 
 
 def cumulative_events(result) -> np.ndarray:
@@ -106,7 +107,8 @@ def firing_rates(result) -> dict[str, float]:
     events = result.pop_counts_per_step[:, :, EVENTS].sum(axis=0)
     rates = {}
     for p, (name, kind, size) in enumerate(zip(result.populations, result.population_kinds, result.population_sizes)):
-        if kind in ("if", "bif") or (kind in ("input", "readout") and events[p] > 0):
+        spec = POPULATION_KINDS[kind]
+        if spec.emits != "relayed" and (spec.always_fires or events[p] > 0):
             rates[name] = float(events[p]) / (size * result.timesteps * result.n_samples)
     return rates
 
@@ -307,7 +309,8 @@ def _firing_rate_figure(result, subtitle, out_dir) -> Path:
     rates = firing_rates(result)
     names = list(rates)[::-1]   # network order, top to bottom
     kinds = dict(zip(result.populations, result.population_kinds))
-    colours = ["tab:grey" if kinds[name] == "input" else "tab:blue" for name in names]  # the encoder, not a layer
+    colours = ["tab:grey" if POPULATION_KINDS[kinds[name]].emits == "encoded" else "tab:blue"
+               for name in names]  # the encoder's events are not a layer's
     bars = ax.barh(names, [rates[name] for name in names], color=colours)
     ax.bar_label(bars, fmt="%.3g", padding=3, fontsize="small")
     ax.set_xlim(0, 1.15 * max(rates.values(), default=0) or 1)  # room for the value labels

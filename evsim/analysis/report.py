@@ -162,28 +162,27 @@ def describe_network(network) -> dict:
             return float(value.reshape(()))
         return {"shape": list(value.shape), "min": float(value.min()), "max": float(value.max())}
 
+    def attribute(element, name):
+        value = getattr(element, name)
+        return list(value) if isinstance(value, tuple) else value
+
     pops = {}
     for pop in network.populations:
+        spec = pop.spec
         entry = {"kind": pop.kind, "shape": list(pop.shape), "size": pop.size, "order": pop.order}
-        if pop.kind == "input":
-            entry["encoding"] = pop.encoding
-        else:
+        if spec.emits != "encoded":  # an input's coding is its encoder's, shown as its encoding
             entry.update(coding=pop.coding, phase_period=pop.phase_period)
-        if pop.kind in ("if", "bif", "readout"):
-            entry.update({name: param(pop, name) for name in ("theta_pos", "theta_neg", "v_init", "bias")},
-                         max_coeff=pop.max_coeff)
-        if pop.kind == "readout":
-            entry["mode"] = pop.mode
+        entry.update({name: param(pop, name) for name in spec.datasets})
+        entry.update({a.name: attribute(pop, a.name) for a in spec.attributes})
         pops[pop.name] = entry
     projs = {}
     for proj in network.projections:
+        spec = proj.spec
         entry = {"kind": proj.kind, "source": proj.source, "target": proj.target, "scale": proj.scale,
                  "weights": 0 if proj.weight is None else int(np.asarray(proj.weight).size)}
-        if proj.kind == "conv2d":
-            entry.update(kernel=list(proj.kernel_size), stride=list(proj.stride), padding=list(proj.padding),
-                         dilation=list(proj.dilation), groups=proj.groups)
-        elif proj.kind in ("avgpool2d", "maxpool2d"):
-            entry.update(kernel=list(proj.kernel), stride=list(proj.stride), padding=list(proj.padding))
+        if spec.windows:
+            entry["kernel"] = list(proj.kernel_size)
+        entry.update({a.name: attribute(proj, a.name) for a in spec.attributes})
         projs[proj.name] = entry
     ann = network.ann
     return {
