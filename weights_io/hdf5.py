@@ -6,12 +6,25 @@ every rule stated there while it reads, and every violation is a
 checked from HDF5 metadata (attribute values, dataset shapes) before any
 data is read, so a hostile file cannot make the reader allocate memory.
 
-Layout of the reader: `_Reader` holds the file name, the limits and the
-running size totals. The few methods that touch h5py (`check_attrs`,
-`numbers`, `text`, `members`, `link`, `child`, `floats`, `ints`) guard
-every call, so no h5py or NumPy exception escapes; the methods above them
-read one element each (population, projection, readout, samples, ann,
-meta) and only validate. The writer is `write_network` and `_layout`.
+What a population or projection may hold comes from the kind table
+(evsim/kinds.py): the common attributes (`POPULATION_ATTRIBUTES`,
+`PROJECTION_ATTRIBUTES`) and each kind's own, read and written by their
+format type, with their defaults, minimums and choices, and only those of
+the file's version (`Attribute.since`); each kind's datasets; its shape
+rule, whether it is spatial, a gate, or bound to one target kind. This
+module names no kind except where one kind's rule is checked (an input,
+a relay fed by a maxpool2d, the readout), and then by its entry. The rules
+an attribute declaration cannot state (a conv weight against groups, a
+pool's padding against its kernel, a dense weight's shape, sparse lists)
+are small methods in `_KIND_RULES`, keyed by the kind's entry.
+
+Layout of the reader: `_Reader` holds the file name, the limits, the
+file's format version and the running size totals. The few methods that
+touch h5py (`check_attrs`, `numbers`, `text`, `members`, `link`, `child`,
+`floats`, `ints`) guard every call, so no h5py or NumPy exception escapes;
+the methods above them read one element each (population, projection,
+readout, samples, ann, meta) and only validate. The writer is
+`write_network` and `_layout`.
 """
 from __future__ import annotations
 
@@ -21,13 +34,28 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, NoReturn, Optional
+from typing import Iterator, NoReturn, Optional
 
 import h5py
 import numpy as np
 
 from evsim.errors import FormatError
-from evsim.kinds import CODINGS, ENCODERS, NEURON_PARAMETERS, POPULATION_KINDS, PROJECTION_KINDS, READOUT_MODES
+from evsim.kinds import (
+    AVGPOOL2D,
+    CONV2D,
+    DENSE,
+    INPUT,
+    MAXPOOL2D,
+    POPULATION_ATTRIBUTES,
+    POPULATION_KINDS,
+    PROJECTION_ATTRIBUTES,
+    PROJECTION_KINDS,
+    READOUT,
+    RELAY,
+    REQUIRED,
+    SPARSE,
+    Attribute,
+)
 from evsim.network import AnnInfo, Network, Population, Projection, Samples
 
 FORMAT_NAME = "evsim"
@@ -51,44 +79,19 @@ class FormatLimits:
 
 DEFAULT_LIMITS = FormatLimits()
 
-# What version 1 allows where. Anything else is an error, so that a
-# misspelled optional name cannot silently fall back to its default.
+# What version 1 allows where (populations and projections: the kind table).
+# Anything else is an error, so that a misspelled optional name cannot
+# silently fall back to its default.
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ROOT_ATTRS = ("format", "format_version", "producer")
 _ROOT_MEMBERS = ("populations", "projections", "readout", "ann", "samples", "meta")
-_POPULATION_ATTRS = ("kind", "shape", "order", "coding", "phase_period")
-_POPULATION_KIND_ATTRS = {  # attributes of one kind only (Population field names)
-    "input": ("encoding",),
-    "if": ("max_coeff",),
-    "bif": ("max_coeff",),
-    "relay": (),
-    "readout": ("max_coeff", "mode"),
-}
-_WITH_PARAMETERS = ("if", "bif", "readout")  # the kinds with a membrane
-_PROJECTION_ATTRS = ("kind", "source", "target", "scale")
-_PROJECTION_KIND_ATTRS = {  # geometry attributes (Projection field names)
-    "dense": (),
-    "conv2d": ("stride", "padding", "dilation", "groups"),
-    "avgpool2d": ("kernel", "stride", "padding"),
-    "maxpool2d": ("kernel", "stride", "padding"),
-    "identity": (),
-    "sparse": (),
-}
-_PROJECTION_DATASETS = {
-    "dense": ("weight",),
-    "conv2d": ("weight",),
-    "avgpool2d": (),
-    "maxpool2d": (),
-    "identity": (),
-    "sparse": ("indptr", "indices", "weight"),
-}
 _SIGN_RULES = {  # parameter name -> (test every entry must pass, its wording)
     "theta_pos": (np.greater, "> 0"),
     "theta_neg": (np.less, "< 0"),
     "output_scale": (np.greater, "> 0"),
 }
+_ENDPOINTS = ("source", "target")  # the projection attributes naming populations, checked as they are read
 _INT64_MAX = 2**63 - 1
-_MISSING: Any = object()  # default for required attributes
 
 
 def read_network(path, limits: FormatLimits = DEFAULT_LIMITS) -> Network:
@@ -115,6 +118,7 @@ class _Reader:
     def __init__(self, file: Path, limits: FormatLimits):
         self.file = file
         self.limits = limits
+        self.version: Optional[int] = None  # the file's format_version, once check_version has read it
         self.neurons = 0  # running totals, checked against the limits
         self.elements = 0
 
@@ -173,6 +177,7 @@ class _Reader:
             self.fail("/", f"format_version {version} is newer than this evsim reads ({FORMAT_VERSION}); upgrade evsim")
         if version < 1:
             self.fail("/", f"format_version {version} is not a version that ever existed (versions start at 1)")
+        self.version = version
 
     def populations(self, group: h5py.Group) -> list[Population]:
         pops = [self.element(group, name, self.population) for name in self.members(group)]
@@ -186,32 +191,21 @@ class _Reader:
         return sorted(pops, key=lambda p: p.order)
 
     def population(self, group: h5py.Group) -> Population:
-        kind = self.text(group, "kind", choices=tuple(POPULATION_KINDS))
-        own = _POPULATION_KIND_ATTRS[kind]
-        self.check_attrs(group, _POPULATION_ATTRS + own)
-        present = self.members(group, NEURON_PARAMETERS if kind in _WITH_PARAMETERS else ())
-        shape = self.shape(group)
-        fields = {
-            "order": self.integer(group, "order", minimum=0),
-            "coding": self.text(group, "coding", default="rate", choices=CODINGS),
-            "phase_period": self.integer(group, "phase_period", default=1, minimum=1),
-        }
-        if "encoding" in own:
-            fields["encoding"] = self.text(group, "encoding", default="analog", choices=ENCODERS)
-        if "mode" in own:
-            fields["mode"] = self.text(group, "mode", default="potential", choices=READOUT_MODES)
-        if "max_coeff" in own:
-            fields["max_coeff"] = self.integer(group, "max_coeff", default=1, minimum=0)
+        spec = POPULATION_KINDS[self.text(group, "kind", choices=tuple(POPULATION_KINDS))]
+        attrs = self.known(POPULATION_ATTRIBUTES + spec.attributes)
+        self.check_attrs(group, ("kind", *(attr.name for attr in attrs)))
+        present = self.members(group, spec.datasets)
+        fields = self.attributes(group, attrs)
         for name in present:
-            fields[name] = self.parameter(group, name, shape)
-        pop = Population(name=_basename(group), kind=kind, shape=shape, **fields)
+            fields[name] = self.parameter(group, name, fields["shape"])
+        pop = Population(name=_basename(group), kind=spec.name, **fields)
         if pop.fires and pop.theta_pos is None:
-            self.fail(_join(group.name, "theta_pos"), f"missing dataset (required: a {kind} population fires)")
+            self.fail(_join(group.name, "theta_pos"), f"missing dataset (required: a {spec.name} population fires)")
         return pop
 
-    def shape(self, group: h5py.Group) -> tuple[int, ...]:
+    def shape(self, group: h5py.Group, name: str, default) -> tuple[int, ...]:
         what = "an integer array of length 1 or 3 ([N] or [C, H, W])"
-        shape = self.integers(group, "shape", (1, 3), what, minimum=1, default=_MISSING)
+        shape = self.integers(group, name, (1, 3), what, minimum=1, default=default)
         size = math.prod(shape)
         if size > self.limits.max_population_size:
             self.fail(group.name, f"shape {list(shape)} has {size} neurons, past the limit of "
@@ -236,60 +230,50 @@ class _Reader:
         return value.reshape(()) if value.shape == (1,) else value
 
     def projection(self, group: h5py.Group, pops: dict[str, Population]) -> Projection:
-        kind = self.text(group, "kind", choices=tuple(PROJECTION_KINDS))
-        self.check_attrs(group, _PROJECTION_ATTRS + _PROJECTION_KIND_ATTRS[kind])
-        self.members(group, _PROJECTION_DATASETS[kind])
-        source, target = (self.endpoint(group, end, pops) for end in ("source", "target"))
+        spec = PROJECTION_KINDS[self.text(group, "kind", choices=tuple(PROJECTION_KINDS))]
+        common, own = self.known(PROJECTION_ATTRIBUTES), self.known(spec.attributes)
+        self.check_attrs(group, ("kind", *(attr.name for attr in common + own)))
+        self.members(group, spec.datasets)
+        by_name = {attr.name: attr for attr in common}
+        source, target = (self.endpoint(group, by_name[end], pops) for end in _ENDPOINTS)
         if source.order >= target.order:
             self.fail(group.name, f"goes from {source.name} (order {source.order}) to {target.name} "
                       f"(order {target.order}); orders must be topological, every projection from a lower "
                       "to a higher order")
-        scale = self.real(group, "scale", default=1.0)
-        if scale <= 0 or (kind == "maxpool2d" and scale != 1):
-            self.fail(group.name, f"scale is {scale}; it must be > 0, and 1 for a maxpool2d")
-        if kind in ("conv2d", "avgpool2d", "maxpool2d") and (len(source.shape), len(target.shape)) != (3, 3):
-            self.fail(group.name, f"{kind} needs [C, H, W] populations; source {source.name} has shape "
+        fields = self.attributes(group, tuple(attr for attr in common if attr.name not in _ENDPOINTS))
+        scale = fields["scale"]
+        if scale <= 0 or (spec.gate and scale != 1):  # a gate passes events on unweighted
+            self.fail(group.name, f"scale is {scale}; it must be > 0, and 1 for a {MAXPOOL2D.name}")
+        if spec.spatial and (len(source.shape), len(target.shape)) != (3, 3):
+            self.fail(group.name, f"{spec.name} needs [C, H, W] populations; source {source.name} has shape "
                       f"{list(source.shape)}, target {target.name} {list(target.shape)}")
-        if kind == "maxpool2d" and target.kind != "relay":
-            self.fail(group.name, f"a maxpool2d must target a relay; {target.name} is {target.kind}")
-        fields = self.geometry(group, kind) if kind != "conv2d" else self.convolution(group, source)
-        if kind == "dense":
-            fields["weight"] = self.weights(self.child(group, "weight", h5py.Dataset), (target.size, source.size),
-                                            f"target size {target.size}, source size {source.size}")
-        if kind == "sparse":
-            fields.update(self.sparse(group, source, target))
-        proj = Projection(name=_basename(group), kind=kind, source=source.name, target=target.name,
-                          scale=scale, **fields)
+        if spec.target_kind is not None and target.spec is not spec.target_kind:
+            self.fail(group.name, f"a {spec.name} must target a {spec.target_kind.name}; {target.name} is {target.kind}")
+        self.attributes(group, own, fields)
+        if spec in _KIND_RULES:
+            fields.update(_KIND_RULES[spec](self, group, fields, source, target))
+        proj = Projection(name=_basename(group), kind=spec.name, source=source.name, target=target.name, **fields)
         implied = proj.output_shape(source.shape)
         if implied is not None and implied != target.shape:
             self.fail(group.name, f"implies target shape {list(implied)} from source shape "
                       f"{list(source.shape)}, but {target.name} has shape {list(target.shape)}")
         return proj
 
-    def endpoint(self, group: h5py.Group, end: str, pops: dict[str, Population]) -> Population:
-        name = self.text(group, end)
+    def endpoint(self, group: h5py.Group, attr: Attribute, pops: dict[str, Population]) -> Population:
+        name = self.attribute(group, attr, {})
         if name not in pops:
-            self.fail(group.name, f"{end} {name!r} is not a population")
+            self.fail(group.name, f"{attr.name} {name!r} is not a population")
         return pops[name]
 
-    def geometry(self, group: h5py.Group, kind: str) -> dict:
-        """Pool geometry (PyTorch: stride defaults to the kernel, padding at most half of it)."""
-        if kind not in ("avgpool2d", "maxpool2d"):
-            return {}
-        kernel = self.pair(group, "kernel", minimum=1)
-        stride = self.pair(group, "stride", default=kernel, minimum=1)
-        padding = self.pair(group, "padding", default=(0, 0), minimum=0)
-        if any(p > k // 2 for p, k in zip(padding, kernel)):
-            self.fail(group.name, f"padding {list(padding)} is more than half the kernel {list(kernel)}")
-        return {"kernel": kernel, "stride": stride, "padding": padding}
+    # -- the rules of one kind that its attribute declarations cannot state ---
+    # Each takes the projection's group, the fields read so far, its source and
+    # target, and returns the fields it reads (its datasets); see _KIND_RULES.
 
-    def convolution(self, group: h5py.Group, source: Population) -> dict:
-        fields = {
-            "stride": self.pair(group, "stride", default=(1, 1), minimum=1),
-            "padding": self.pair(group, "padding", default=(0, 0), minimum=0),
-            "dilation": self.pair(group, "dilation", default=(1, 1), minimum=1),
-            "groups": self.integer(group, "groups", default=1, minimum=1),
-        }
+    def dense(self, group: h5py.Group, fields: dict, source: Population, target: Population) -> dict:
+        return {"weight": self.weights(self.child(group, "weight", h5py.Dataset), (target.size, source.size),
+                                       f"target size {target.size}, source size {source.size}")}
+
+    def convolution(self, group: h5py.Group, fields: dict, source: Population, target: Population) -> dict:
         dset = self.child(group, "weight", h5py.Dataset)
         groups, shape = fields["groups"], dset.shape
         if len(shape) != 4 or min(shape) < 1:
@@ -297,8 +281,14 @@ class _Reader:
         if shape[0] % groups or shape[1] * groups != source.shape[0]:
             self.fail(dset.name, f"shape {shape} with groups {groups} does not fit source channels "
                       f"{source.shape[0]} (Cin/groups * groups must equal them, groups must divide Cout)")
-        fields["weight"] = self.weights(dset, shape, "Cout, Cin/groups, kh, kw")
-        return fields
+        return {"weight": self.weights(dset, shape, "Cout, Cin/groups, kh, kw")}
+
+    def pool(self, group: h5py.Group, fields: dict, source: Population, target: Population) -> dict:
+        """PyTorch's rule: padding at most half the kernel (the stride's default, the kernel, is the table's)."""
+        padding, kernel = fields["padding"], fields["kernel"]
+        if any(p > k // 2 for p, k in zip(padding, kernel)):
+            self.fail(group.name, f"padding {list(padding)} is more than half the kernel {list(kernel)}")
+        return {}
 
     def weights(self, dset: h5py.Dataset, shape: tuple[int, ...], meaning: str) -> np.ndarray:
         """A weight dataset, which must have `shape` (described by `meaning`)."""
@@ -307,7 +297,7 @@ class _Reader:
         self.check_projection_size(dset.name, math.prod(shape))
         return self.floats(dset)
 
-    def sparse(self, group: h5py.Group, source: Population, target: Population) -> dict:
+    def sparse(self, group: h5py.Group, fields: dict, source: Population, target: Population) -> dict:
         indptr, indices, weight = (self.child(group, n, h5py.Dataset) for n in ("indptr", "indices", "weight"))
         if indptr.shape != (source.size + 1,):
             self.fail(indptr.name, f"shape {indptr.shape} does not match [source size + 1 = {source.size + 1}]")
@@ -334,19 +324,19 @@ class _Reader:
     def check_graph(self, net: Network) -> None:
         """Rules over the whole graph. The input has no incoming projection: that
         follows from its order 0 and the topological order of projections."""
-        inputs = [p.name for p in net.populations if p.kind == "input"]
+        inputs = [p.name for p in net.populations if p.spec is INPUT]
         if len(inputs) != 1:
-            self.fail("/populations", f"a network has exactly one input population; found {len(inputs)} "
+            self.fail("/populations", f"a network has exactly one {INPUT.name} population; found {len(inputs)} "
                       f"({', '.join(inputs)})")
         if net.input.order != 0:
             self.fail(f"/populations/{net.input.name}",
-                      f"the input population must have order 0, not {net.input.order}")
-        for relay in (p for p in net.populations if p.kind == "relay"):
+                      f"the {INPUT.name} population must have order 0, not {net.input.order}")
+        for relay in (p for p in net.populations if p.spec is RELAY):
             incoming = net.incoming(relay.name)
-            if [q.kind for q in incoming] != ["maxpool2d"]:
+            if [q.spec for q in incoming] != [MAXPOOL2D]:
                 found = ", ".join(f"{q.name} ({q.kind})" for q in incoming) or "none"
-                self.fail(f"/populations/{relay.name}", "a relay has exactly one incoming projection, a "
-                          f"maxpool2d; found {found}")
+                self.fail(f"/populations/{relay.name}", f"a {RELAY.name} has exactly one incoming projection, a "
+                          f"{MAXPOOL2D.name}; found {found}")
 
     def readout(self, group: h5py.Group, net: Network) -> tuple[str, Optional[np.ndarray]]:
         self.check_attrs(group, ("population",))
@@ -360,11 +350,11 @@ class _Reader:
 
     def default_output(self, net: Network) -> str:
         """The single readout population, else the single one with no outgoing projection."""
-        for candidates in ([p.name for p in net.populations if p.kind == "readout"],
+        for candidates in ([p.name for p in net.populations if p.spec is READOUT],
                            [p.name for p in net.populations if not net.outgoing(p.name)]):
             if len(candidates) == 1:
                 return candidates[0]
-        self.fail("/readout", "cannot tell the output population (not exactly one readout population, nor "
+        self.fail("/readout", f"cannot tell the output population (not exactly one {READOUT.name} population, nor "
                   "exactly one without outgoing projections); name it in attribute population")
 
     def samples(self, group: h5py.Group, net: Network) -> Samples:
@@ -418,6 +408,33 @@ class _Reader:
 
     # -- attributes --------------------------------------------------------
 
+    def known(self, attrs: tuple[Attribute, ...]) -> tuple[Attribute, ...]:
+        """The attributes the file's version has: a later one (`since`) is unknown there, its field the model's default."""
+        return _in_version(attrs, self.version)
+
+    def attributes(self, obj, attrs: tuple[Attribute, ...], fields: Optional[dict] = None) -> dict:
+        """Read attributes `attrs` of `obj` (kind-table entries) in order into `fields` (by field name), and return it."""
+        fields = {} if fields is None else fields
+        for attr in attrs:
+            fields[attr.name] = self.attribute(obj, attr, fields)
+        return fields
+
+    def attribute(self, obj, attr: Attribute, fields: dict):
+        """One attribute, read by its format type; a callable default is computed from `fields`, those read so far."""
+        default = attr.default(fields) if callable(attr.default) else attr.default
+        minimum = -_INT64_MAX if attr.minimum is None else attr.minimum
+        if attr.type == "string":
+            return self.text(obj, attr.name, default, attr.choices or None)
+        if attr.type == "real":
+            return self.real(obj, attr.name, default)
+        if attr.type == "integer":
+            return self.integer(obj, attr.name, default, minimum)
+        if attr.type == "pair":
+            return self.pair(obj, attr.name, default, minimum)
+        if attr.type == "shape":
+            return self.shape(obj, attr.name, default)
+        raise ValueError(f"attribute {attr.name!r} has type {attr.type!r}, which the format does not have")
+
     def check_attrs(self, obj, allowed: tuple[str, ...]) -> None:
         with self.guard(obj.name):
             names = list(obj.attrs)
@@ -441,7 +458,7 @@ class _Reader:
 
     def absent(self, obj, name: str, default):
         """The value of an absent attribute: its default, or an error if it is required."""
-        if default is _MISSING:
+        if default is REQUIRED:
             self.fail(obj.name, f"missing attribute {name!r}")
         return default
 
@@ -455,16 +472,16 @@ class _Reader:
                       "and fit in int64")
         return ints
 
-    def integer(self, obj, name: str, default=_MISSING, minimum: int = -_INT64_MAX) -> Optional[int]:
+    def integer(self, obj, name: str, default=REQUIRED, minimum: int = -_INT64_MAX) -> Optional[int]:
         value = self.integers(obj, name, (1,), "an integer", minimum, None)
         return value[0] if value is not None else self.absent(obj, name, default)
 
-    def pair(self, obj, name: str, default=_MISSING, minimum: int = 0) -> tuple[int, int]:
+    def pair(self, obj, name: str, default=REQUIRED, minimum: int = 0) -> tuple[int, int]:
         """A (height, width) pair; a single integer stands for both."""
         value = self.integers(obj, name, (1, 2), "an integer or a pair of integers", minimum, default)
         return value * 2 if len(value) == 1 else value
 
-    def real(self, obj, name: str, default=_MISSING) -> Optional[float]:
+    def real(self, obj, name: str, default=REQUIRED) -> Optional[float]:
         value = self.numbers(obj, name, "iuf", (1,), "a real number")
         if value is None:
             return self.absent(obj, name, default)
@@ -473,7 +490,7 @@ class _Reader:
             self.fail(obj.name, f"attribute {name!r} is {value}; it must be finite")
         return value
 
-    def text(self, obj, name: str, default=_MISSING, choices: Optional[tuple[str, ...]] = None) -> Optional[str]:
+    def text(self, obj, name: str, default=REQUIRED, choices: Optional[tuple[str, ...]] = None) -> Optional[str]:
         with self.guard(obj.name):
             if name not in obj.attrs:
                 return self.absent(obj, name, default)
@@ -598,6 +615,21 @@ class _Reader:
             self.fail(h5path, f"{rule}; found {value[index]}{where}")
 
 
+# The projection kinds with rules of their own (_Reader's methods of that section), keyed by their entry
+_KIND_RULES = {
+    DENSE: _Reader.dense,
+    CONV2D: _Reader.convolution,
+    AVGPOOL2D: _Reader.pool,
+    MAXPOOL2D: _Reader.pool,
+    SPARSE: _Reader.sparse,
+}
+
+
+def _in_version(attrs: tuple[Attribute, ...], version: int) -> tuple[Attribute, ...]:
+    """The attributes a file of format version `version` has (each is in the versions from its `since` on)."""
+    return tuple(attr for attr in attrs if attr.since <= version)
+
+
 def _join(parent: str, name: str) -> str:
     return f"{parent.rstrip('/')}/{name}"
 
@@ -639,13 +671,11 @@ def _layout(net: Network) -> dict[str, tuple[dict, dict]]:
         "/projections": ({}, {}),
     }
     for pop in net.populations:
-        names = _POPULATION_ATTRS + _POPULATION_KIND_ATTRS[pop.kind]
-        params = NEURON_PARAMETERS if pop.kind in _WITH_PARAMETERS else ()
-        layout[f"/populations/{pop.name}"] = (_fields(pop, names), _fields(pop, params))
+        attrs = _kind_attributes(pop, POPULATION_ATTRIBUTES + pop.spec.attributes)
+        layout[f"/populations/{pop.name}"] = (attrs, _fields(pop, pop.spec.datasets))
     for proj in net.projections:
-        names = _PROJECTION_ATTRS + _PROJECTION_KIND_ATTRS[proj.kind]
-        attrs = {**_fields(proj, names), "scale": float(proj.scale)}
-        layout[f"/projections/{proj.name}"] = (attrs, _fields(proj, _PROJECTION_DATASETS[proj.kind]))
+        attrs = _kind_attributes(proj, PROJECTION_ATTRIBUTES + proj.spec.attributes)
+        layout[f"/projections/{proj.name}"] = (attrs, _fields(proj, proj.spec.datasets))
     layout["/readout"] = ({"population": net.output}, {"output_scale": net.output_scale})
     if net.samples is not None:
         inputs = np.asarray(net.samples.inputs, dtype=np.float32)  # the format's sample type
@@ -661,6 +691,15 @@ def _layout(net: Network) -> dict[str, tuple[dict, dict]]:
     if net.meta:
         layout["/meta"] = ({"conversion": json.dumps(net.meta)}, {})
     return layout
+
+
+def _kind_attributes(obj, attrs: tuple[Attribute, ...]) -> dict:
+    """A population's or projection's kind and attributes `attrs`, those of the version written."""
+    values = {"kind": obj.kind}
+    for attr in _in_version(attrs, FORMAT_VERSION):
+        value = getattr(obj, attr.name)
+        values[attr.name] = float(value) if attr.type == "real" else value  # a real stays one when integral (scale 1)
+    return values
 
 
 def _fields(obj, names: tuple[str, ...]) -> dict:
