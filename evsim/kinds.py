@@ -39,6 +39,8 @@ class Attribute:
     minimum: Optional[int] = None
     choices: tuple[str, ...] = ()
     since: int = 1  # the format version that introduced it
+    when: Optional[Callable] = None  # (fields read so far) -> whether the attribute is defined there at all
+    meaning: str = ""  # the condition `when` states, for error messages
 
 
 # -- enumerations ------------------------------------------------------------------
@@ -53,6 +55,12 @@ ENCODER_CODES = {name: code for code, name in enumerate(ENCODERS)}
 #: Readout modes.
 POTENTIAL, SPIKES = "potential", "spikes"
 READOUT_MODES = (POTENTIAL, SPIKES)
+#: Version 2: how a spiking max-pool or a spikes readout ranks (sum of |c|, or of the signed values c * S_k),
+#: and how a bif pair takes its untagged input and bias (both units, or the one in its non-spike phase).
+MASS, VALUE = "mass", "value"
+RANKS = (MASS, VALUE)
+SPLIT, GATED = "split", "gated"
+DRIVES = (SPLIT, GATED)
 #: The neuron-parameter datasets of a population with a membrane.
 NEURON_PARAMETERS = ("theta_pos", "theta_neg", "v_init", "bias")
 
@@ -67,6 +75,11 @@ POPULATION_ATTRIBUTES = (
     Attribute("phase_period", "integer", 1, minimum=1),
 )
 _MAX_COEFF = Attribute("max_coeff", "integer", 1, minimum=0)
+_BIAS_ONSET = Attribute("bias_onset", "integer", 0, minimum=0, since=2)
+
+
+def _spikes_mode(fields):
+    return fields.get("mode") == SPIKES
 
 
 @dataclass(frozen=True)
@@ -98,13 +111,17 @@ class PopulationKind:
 
 INPUT = PopulationKind("input", 0, (Attribute("encoding", "string", ANALOG, choices=ENCODERS),), membrane=False,
                        emits="encoded", description="the source of a sample: emits what the encoder gives")
-IF = PopulationKind("if", 1, (_MAX_COEFF,), membrane=True,
+IF = PopulationKind("if", 1, (_MAX_COEFF, _BIAS_ONSET), membrane=True,
                     description="integrate-and-fire, reset by subtraction (single or double threshold, augmented)")
-BIF = PopulationKind("bif", 2, (_MAX_COEFF,), membrane=True, units=2, tags="own",
+BIF = PopulationKind("bif", 2, (_MAX_COEFF, _BIAS_ONSET, Attribute("drive", "string", SPLIT, choices=DRIVES, since=2)),
+                     membrane=True, units=2, tags="own",
                      description="BSNN's bistable pair: A and B units, phase-gated")
 RELAY = PopulationKind("relay", 3, (), membrane=False, tags="source", emits="relayed",
                        description="no membrane: passes the events a spiking max-pool lets through")
-READOUT = PopulationKind("readout", 4, (_MAX_COEFF, Attribute("mode", "string", POTENTIAL, choices=READOUT_MODES)),
+READOUT = PopulationKind("readout", 4, (_MAX_COEFF, Attribute("mode", "string", POTENTIAL, choices=READOUT_MODES),
+                                       _BIAS_ONSET,
+                                       Attribute("rank", "string", MASS, choices=RANKS, since=2, when=_spikes_mode,
+                                                 meaning="a readout in spikes mode")),
                          membrane=True, fires_in_mode=(SPIKES,),
                          description="the output layer: integrates (potential mode) or fires (spikes mode)")
 
@@ -185,7 +202,8 @@ CONV2D = ProjectionKind("conv2d", 1, (Attribute("stride", "pair", (1, 1), minimu
                         description="weight[Cout, Cin/groups, kh, kw], delivered from the kernel")
 AVGPOOL2D = ProjectionKind("avgpool2d", 2, _POOL_ATTRIBUTES, (), _pool_shape, weights="fixed", windows=True,
                            spatial=True, pool=True, description="average pool, weight 1 / (kh * kw)")
-MAXPOOL2D = ProjectionKind("maxpool2d", 3, _POOL_ATTRIBUTES, (), _pool_shape, weights="none", windows=True,
+MAXPOOL2D = ProjectionKind("maxpool2d", 3, (*_POOL_ATTRIBUTES, Attribute("rank", "string", MASS, choices=RANKS, since=2)),
+                           (), _pool_shape, weights="none", windows=True,
                            spatial=True, pool=True, gate=True, target_kind=RELAY,
                            description="the spiking max gate: each window passes its winner's events")
 IDENTITY = ProjectionKind("identity", 4, (), (), _same_shape, weights="fixed",

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from evsim import kinds
-from evsim.kinds import ANALOG, INPUT, POTENTIAL, RATE
+from evsim.kinds import ANALOG, INPUT, MASS, POTENTIAL, RATE, SPLIT
 
 @dataclass(frozen=True)
 class Population:
@@ -42,6 +42,9 @@ class Population:
     bias: np.ndarray = field(default_factory=lambda: np.zeros(()))
     mode: str = POTENTIAL  # readout populations only
     encoding: str = ANALOG  # input populations only
+    rank: str = MASS  # spikes readouts: what ranks the output neurons (version 2)
+    drive: str = SPLIT  # bif populations: which units take untagged input and bias (version 2)
+    bias_onset: int = 0  # if, bif, readout: the first step whose bias is added (version 2)
 
     @property
     def spec(self) -> kinds.PopulationKind:
@@ -104,6 +107,7 @@ class Projection:
     kernel: tuple[int, int] = (1, 1)  # pools only
     indptr: Optional[np.ndarray] = None  # sparse only
     indices: Optional[np.ndarray] = None  # sparse only
+    rank: str = MASS  # maxpool2d: what ranks a window's neurons (version 2)
 
     @property
     def spec(self) -> kinds.ProjectionKind:
