@@ -15,6 +15,7 @@ to touch, in which order, to add a kind.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -52,6 +53,8 @@ CODINGS = (RATE, PHASE)
 ANALOG, BERNOULLI, PHASE_ENCODER = "analog", "bernoulli", "phase"
 ENCODERS = (ANALOG, BERNOULLI, PHASE_ENCODER)
 ENCODER_CODES = {name: code for code, name in enumerate(ENCODERS)}
+#: The input values each encoder reads, (low, high) inclusive (docs/semantics.md, Input encoders).
+ENCODER_RANGES = {ANALOG: (-math.inf, math.inf), BERNOULLI: (-1.0, 1.0), PHASE_ENCODER: (0.0, 1.0)}
 #: Readout modes.
 POTENTIAL, SPIKES = "potential", "spikes"
 READOUT_MODES = (POTENTIAL, SPIKES)

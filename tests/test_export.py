@@ -10,29 +10,11 @@ nn = torch.nn
 
 from evsim.errors import ExportError  # noqa: E402
 from evsim.weights_io.export import ann_macs, convert_model, export_model, run_layers, trace_model  # noqa: E402
-
-
-def _randomise_batchnorm(model):
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            module.running_mean.uniform_(-1, 1)
-            module.running_var.uniform_(0.5, 2)
-            module.weight.data.uniform_(0.5, 2)
-            module.bias.data.uniform_(-1, 1)
-    return model
-
-
-def _conv_net(flatten=None):
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AvgPool2d(2),
-        flatten or nn.Flatten(), nn.Dropout(0.5), nn.Linear(4 * 3 * 3, 5), nn.BatchNorm1d(5), nn.ReLU(),
-        nn.Linear(5, 3),
-    )
+from torch_models import FAR_FROM_IDENTITY, bn_conv_net, dense_net, randomise_batchnorm  # noqa: E402
 
 
 def test_batchnorm_folding_equals_the_unfolded_model():
-    model = _randomise_batchnorm(_conv_net()).eval()
+    model = randomise_batchnorm(bn_conv_net(), FAR_FROM_IDENTITY).eval()
     x = torch.rand(16, 1, 6, 6)
     layers = trace_model(model, x[:2])
     assert [layer.op for layer in layers] == ["input", "conv2d", "avgpool2d", "dense", "dense"]
@@ -42,12 +24,7 @@ def test_batchnorm_folding_equals_the_unfolded_model():
 
 
 def _tiny_dense():
-    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
-    with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[1.0, 2.0], [-1.0, 1.0]]))
-        model[0].bias.copy_(torch.tensor([0.0, 0.5]))
-        model[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
-        model[2].bias.copy_(torch.tensor([0.25]))
+    model = dense_net(nn.ReLU, ([[1.0, 2.0], [-1.0, 1.0]], [[1.0, -1.0]]), ([0.0, 0.5], [0.25]))
     # hidden activations: [1, 0], [2, 1.5], [3, 0.5]; outputs: 1.25, 0.75, 2.75
     return model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
@@ -181,7 +158,7 @@ def test_padded_pool_counts_only_inputs_inside_the_image():
 
 
 def test_samples_outputs_accuracy_and_meta():
-    model = _randomise_batchnorm(_conv_net()).train()
+    model = randomise_batchnorm(bn_conv_net(), FAR_FROM_IDENTITY).train()
     x, labels = torch.rand(12, 1, 6, 6), np.arange(12) % 3
     net = convert_model(model, calibration=x, samples=x[:6], labels=labels[:6], ann_eval=(x, labels),
                         percentile=99.9, dataset="random", seeds={"torch": 0})
@@ -200,7 +177,7 @@ def test_samples_outputs_accuracy_and_meta():
 
 def test_the_written_file_reads_back(tmp_path):
     hdf5 = pytest.importorskip("evsim.weights_io.hdf5")
-    model = _randomise_batchnorm(_conv_net()).eval()
+    model = randomise_batchnorm(bn_conv_net(), FAR_FROM_IDENTITY).eval()
     x = torch.rand(8, 1, 6, 6)
     written = export_model(model, tmp_path / "net.h5", calibration=x, samples=x[:4], labels=[0, 1, 2, 0])
     net = hdf5.read_network(tmp_path / "net.h5")

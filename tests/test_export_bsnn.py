@@ -19,23 +19,7 @@ from evsim.errors import ExportError  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io import read_network  # noqa: E402
 from evsim.weights_io.export import ann_macs, convert_model, export_model, run_layers, trace_model  # noqa: E402
-
-
-def _scalar(value):
-    return float(np.asarray(value))
-
-
-def _randomise_batchnorm(model, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = module.num_features
-            module.running_mean.copy_(torch.rand(n, generator=generator) * 0.2 - 0.1)
-            module.running_var.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
-            with torch.no_grad():
-                module.weight.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
-                module.bias.copy_(torch.rand(n, generator=generator) * 0.2 - 0.05)
-    return model
+from torch_models import TinyResNet, dense_net, images, maxpool_net, scalar  # noqa: E402
 
 
 def _fold(conv, bn):
@@ -75,14 +59,7 @@ B3 = np.array([0.0, 0.25])
 
 
 def _dense():
-    layers = []
-    for i, (w, b) in enumerate(((W1, B1), (W2, B2), (W3, B3))):
-        linear = nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.tensor(w))
-            linear.bias.copy_(torch.tensor(b))
-        layers += [linear, nn.ReLU()] if i < 2 else [linear]
-    return nn.Sequential(*layers).eval()
+    return dense_net(nn.ReLU, (W1, W2, W3), (B1, B2, B3))
 
 
 def _dense_lambdas(x, percentile):
@@ -90,48 +67,6 @@ def _dense_lambdas(x, percentile):
     z2 = np.maximum(z1 @ W2.T + B2, 0)
     z3 = z2 @ W3.T + B3
     return [_lambda(z, percentile) for z in (z1, z2, z3)]
-
-
-class Block(nn.Module):
-    """A ResNet basic block: conv-BN-ReLU-conv-BN plus an identity or 1x1-conv (+BN) shortcut, ReLU after the sum."""
-
-    def __init__(self, cin, cout, stride=1, conv_shortcut=False):
-        super().__init__()
-        self.conv1, self.bn1, self.relu1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
-        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) \
-            if conv_shortcut else None
-        self.relu2 = nn.ReLU()
-
-    def forward(self, x):
-        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-        out += x if self.shortcut is None else self.shortcut(x)
-        return self.relu2(out)
-
-
-class TinyResNet(nn.Module):
-    """stem (conv-BN-ReLU) - block - block - average pool - fc."""
-
-    def __init__(self, conv_shortcut=False, seed=3):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.stem, self.bn, self.relu = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()
-        self.block1 = Block(4, 4)
-        self.block2 = Block(4, 6, 2, conv_shortcut=True) if conv_shortcut else Block(4, 4)
-        self.pool = nn.AvgPool2d(2)
-        self.fc = nn.Linear(6 * 2 * 2 if conv_shortcut else 4 * 4 * 4, 3)
-        with torch.no_grad():
-            self.fc.weight.mul_(4)  # outputs far enough apart to compare predictions
-        _randomise_batchnorm(self, seed)
-        self.eval()
-
-    def forward(self, x):
-        x = self.block2(self.block1(self.relu(self.bn(self.stem(x)))))
-        return self.fc(torch.flatten(self.pool(x), 1))
-
-
-def _images(n=32, seed=1):
-    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
 
 
 # ----------------------------------------------------------------------------- phase and bsnn: the formulas
@@ -148,7 +83,7 @@ def test_phase_is_data_norm_with_phase_coded_if_neurons(period):
     assert {(p.coding, p.phase_period) for p in net.populations} == {("phase", period)}
     assert inp.encoding == "phase" and out.mode == "potential"
     for hidden in (h1, h2):
-        assert _scalar(hidden.theta_pos) == 1.0 and hidden.theta_neg is None and hidden.max_coeff == 1
+        assert scalar(hidden.theta_pos) == 1.0 and hidden.theta_neg is None and hidden.max_coeff == 1
     p1, p2, p3 = net.projections
     np.testing.assert_allclose(p1.weight, W1 / lam1, rtol=1e-5)
     np.testing.assert_allclose(p2.weight, W2 * lam1 / lam2, rtol=1e-5)
@@ -156,7 +91,7 @@ def test_phase_is_data_norm_with_phase_coded_if_neurons(period):
     np.testing.assert_allclose(h1.bias, B1 / lam1, rtol=1e-5)
     np.testing.assert_allclose(h2.bias, B2 / lam2, rtol=1e-5)
     np.testing.assert_allclose(out.bias, B3 / lam3, rtol=1e-5)
-    assert _scalar(net.output_scale) == pytest.approx(lam3, rel=1e-6)
+    assert scalar(net.output_scale) == pytest.approx(lam3, rel=1e-6)
     np.testing.assert_allclose(net.ann.lambdas, [1.0, lam1, lam2, lam3], rtol=1e-6)
     meta = net.meta
     assert (meta["method"], meta["K"], meta["phase_period"], meta["percentile"]) == ("phase", period, period, 100.0)
@@ -174,9 +109,9 @@ def test_bsnn_follows_algorithm_1_with_bif_pairs():
     assert [p.kind for p in net.populations] == ["input", "bif", "bif", "readout"]
     assert {(p.coding, p.phase_period) for p in net.populations} == {("phase", 8)}
     for hidden in (h1, h2):
-        assert _scalar(hidden.theta_pos) == 1.0 and hidden.theta_neg is None and hidden.max_coeff == 1
-        assert _scalar(hidden.v_init) == 0.5
-    assert _scalar(out.v_init) == 0.0
+        assert scalar(hidden.theta_pos) == 1.0 and hidden.theta_neg is None and hidden.max_coeff == 1
+        assert scalar(hidden.v_init) == 0.5
+    assert scalar(out.v_init) == 0.0
     p1, p2, p3 = net.projections
     np.testing.assert_allclose(p1.weight, W1 / lam1 / 2, rtol=1e-5)  # the input is untagged: both units
     np.testing.assert_allclose(h1.bias, B1 / lam1 / 2, rtol=1e-5)
@@ -184,7 +119,7 @@ def test_bsnn_follows_algorithm_1_with_bif_pairs():
     np.testing.assert_allclose(h2.bias, B2 / lam2 / 2, rtol=1e-5)
     np.testing.assert_allclose(p3.weight, W3 * lam2 / lam3, rtol=1e-5)  # the readout takes A and B alike
     np.testing.assert_allclose(out.bias, B3 / lam3, rtol=1e-5)
-    assert _scalar(net.output_scale) == pytest.approx(lam3, rel=1e-6)
+    assert scalar(net.output_scale) == pytest.approx(lam3, rel=1e-6)
     meta = net.meta
     assert (meta["method"], meta["K"], meta["percentile"], meta["sync_neurons"]) == ("bsnn", 8, 99.9, True)
     assert meta["layers"][0]["bif_halving"] == 0.5 and "bif_halving" not in meta["layers"][1]
@@ -216,15 +151,9 @@ class _FunctionalPools(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def _maxpool_net(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
-                         nn.MaxPool2d(2, 1), nn.Flatten(), nn.Linear(6, 3)).eval()
-
-
 @pytest.mark.parametrize("method", ["rate-norm", "phase", "bsnn", "termapping", "augmapping"])
 def test_a_max_pool_is_a_relay_behind_the_spiking_max_gate(method):
-    model, x = _maxpool_net(), _images(16)
+    model, x = maxpool_net(), images(16)
     net = convert_model(model, calibration=x, method=method)
     kinds = [(p.name, p.kind, tuple(p.shape)) for p in net.populations]
     hidden = "bif" if method == "bsnn" else "if"
@@ -248,7 +177,7 @@ def test_a_max_pool_is_a_relay_behind_the_spiking_max_gate(method):
 @pytest.mark.parametrize("how", ["function", "torch"])
 def test_functional_max_pools_keep_their_geometry(how):
     model = _FunctionalPools(how).eval()
-    x = _images(4)
+    x = images(4)
     layers = trace_model(model, x[:2])
     pool = layers[2]
     assert (pool.op, pool.kernel, pool.stride, pool.padding, pool.shape) == ("maxpool2d", (3, 3), (2, 2), (1, 1),
@@ -272,7 +201,7 @@ def _block_expectations(model, x, percentile):
 
 @pytest.mark.parametrize("method, sync", [("rate-norm", None), ("phase", None), ("bsnn", True), ("bsnn", False)])
 def test_identity_shortcut_scale_is_lambda_in_over_lambda_out(method, sync):
-    model, x = TinyResNet(), _images()
+    model, x = TinyResNet(), images()
     options = {} if sync is None else {"sync_neurons": sync}
     net = convert_model(model, calibration=x, method=method, **options)
     percentile = net.meta["percentile"]
@@ -304,10 +233,10 @@ def test_identity_shortcut_scale_is_lambda_in_over_lambda_out(method, sync):
         sync_in = projections["add_sync"]
         assert (sync_in.kind, sync_in.source, sync_in.target, sync_in.scale) == ("identity", "stem", "add_sync", 1.0)
         sync = net.population("add_sync")
-        assert _scalar(sync.theta_pos) == 1.0 and _scalar(sync.bias) == 0.0 and sync.shape == (4, 8, 8)
+        assert scalar(sync.theta_pos) == 1.0 and scalar(sync.bias) == 0.0 and sync.shape == (4, 8, 8)
         assert net.meta["sync_populations"] == ["add_sync", "add_1_sync"]
     for name in ("add", "add_1"):
-        assert _scalar(net.population(name).theta_pos) == 1.0 and net.population(name).theta_neg is None
+        assert scalar(net.population(name).theta_pos) == 1.0 and net.population(name).theta_neg is None
     lambdas = dict(zip((p.name for p in net.populations), net.ann.lambdas))
     assert lambdas["add"] == pytest.approx(lam["out1"], rel=1e-6) and lambdas.get("add_sync", lam["stem"]) == \
         pytest.approx(lam["stem"], rel=1e-6)
@@ -317,7 +246,7 @@ def test_identity_shortcut_scale_is_lambda_in_over_lambda_out(method, sync):
 
 @pytest.mark.parametrize("sync", [True, False])
 def test_a_conv_shortcut_is_normalised_like_any_layer(sync):
-    model, x = TinyResNet(conv_shortcut=True), _images()
+    model, x = TinyResNet(conv_shortcut=True), images()
     net = convert_model(model, calibration=x, method="bsnn", sync_neurons=sync, percentile=100.0)
     lam = _block_expectations(model, x, 100.0)
     projections = {q.name: q for q in net.projections}
@@ -349,7 +278,7 @@ def test_a_shortcut_from_the_input_is_halved_into_bif_pairs():
         def forward(self, x):
             return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x))) + x).flatten(1))
 
-    x = _images(8)
+    x = images(8)
     for sync in (False, True):
         net = convert_model(FromInput().eval(), calibration=x, method="bsnn", sync_neurons=sync)
         lam = net.ann.lambdas[[p.name for p in net.populations].index("add")]
@@ -395,7 +324,7 @@ def test_phase_and_bsnn_dense_nets_approach_the_ann(method, encoder):
 def test_resnets_approach_the_ann(method, options, conv_shortcut):
     """Tiny ResNets (identity and 1x1-conv shortcuts): the largest error falls at least 8-fold from T = 32 to
     T = 1024 and ends below 3% of the largest output; predictions agree with the ANN's on most samples."""
-    model, x = TinyResNet(conv_shortcut), _images(32)
+    model, x = TinyResNet(conv_shortcut), images(32)
     with torch.no_grad():
         outputs = model(x).numpy()
     net = convert_model(model, calibration=x, method=method, percentile=100.0, **options)
@@ -410,7 +339,7 @@ def test_a_max_pool_net_approaches_the_ann_under_rate_coding():
     (the largest one jumps while near-equal neurons trade the lead). Under phase coding the mass counts spikes,
     not their weights S_k, so the winner is not always the largest value and the error does not vanish
     (docs/export.md): there only the predictions are checked."""
-    model, x = _maxpool_net(), _images(32)
+    model, x = maxpool_net(), images(32)
     with torch.no_grad():
         outputs = model(x).numpy()
     net = convert_model(model, calibration=x, method="rate-norm")
@@ -426,7 +355,7 @@ def test_a_max_pool_net_approaches_the_ann_under_rate_coding():
 
 
 def test_the_written_bsnn_resnet_reads_back(tmp_path):
-    model, x = TinyResNet(conv_shortcut=True), _images(8)
+    model, x = TinyResNet(conv_shortcut=True), images(8)
     written = export_model(model, tmp_path / "resnet.h5", calibration=x, method="bsnn", samples=x[:4],
                            labels=[0, 1, 2, 0])
     net = read_network(tmp_path / "resnet.h5")  # the format validator accepts it
@@ -445,7 +374,7 @@ def test_the_written_bsnn_resnet_reads_back(tmp_path):
 
 
 def test_the_written_max_pool_net_reads_back(tmp_path):
-    written = export_model(_maxpool_net(), tmp_path / "pool.h5", calibration=_images(8), method="phase",
+    written = export_model(maxpool_net(), tmp_path / "pool.h5", calibration=images(8), method="phase",
                            phase_period=5)
     net = read_network(tmp_path / "pool.h5")
     assert [p.kind for p in net.populations] == [p.kind for p in written.populations]
@@ -513,12 +442,12 @@ class _Sum(nn.Module):
 ])
 def test_what_cannot_be_converted_raises_a_clear_error(model, options, pattern):
     with pytest.raises(ExportError, match=pattern):
-        convert_model(model.eval(), calibration=_images(4)[:, :, :4, :4], **options)
+        convert_model(model.eval(), calibration=images(4)[:, :, :4, :4], **options)
 
 
 def test_the_plain_sum_model_converts():
     """The error models above differ from this one only in the named defect. Its conv path is one merged conv,
     as long as the shortcut: no synchronous neurons are needed."""
-    net = convert_model(_Sum().eval(), calibration=_images(4)[:, :, :4, :4], method="bsnn")
+    net = convert_model(_Sum().eval(), calibration=images(4)[:, :, :4, :4], method="bsnn")
     assert [p.name for p in net.populations] == ["input", "stem", "add", "fc"]
     assert {q.name for q in net.projections} == {"stem", "conv", "add.stem", "fc"}

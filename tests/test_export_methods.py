@@ -17,6 +17,7 @@ from evsim.errors import ExportError  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io.export import convert_model, export_model, trace_model  # noqa: E402
 from evsim.weights_io.layers import TrainableClip  # noqa: E402
+from torch_models import dense_net, pool_conv_net, scalar  # noqa: E402
 
 # A 4-3-2 ANN whose numbers are easy to follow; on X its hidden pre-activations are
 # [[-1, 2, 0.5], [1.5, -1, -1.75], [-2.5, 1, 0]].
@@ -29,17 +30,7 @@ SLOPE = 0.25
 
 
 def _dense(activation, weights=(W1, W2), biases=(B1, B2)):
-    """Linear - activation - Linear - ... - Linear with the given weights and biases."""
-    layers = []
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        linear = nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.tensor(w))
-            linear.bias.copy_(torch.tensor(b))
-        layers.append(linear)
-        if i < len(weights) - 1:
-            layers.append(activation())
-    return nn.Sequential(*layers).eval()
+    return dense_net(activation, weights, biases)
 
 
 def _leaky(u, slope=SLOPE):
@@ -48,10 +39,6 @@ def _leaky(u, slope=SLOPE):
 
 def _calibration(x=X):
     return torch.tensor(x, dtype=torch.float32)
-
-
-def _scalar(value):
-    return float(np.asarray(value))
 
 
 # ----------------------------------------------------------------------------- the formulas, by hand
@@ -70,13 +57,13 @@ def test_termapping_follows_algorithm_1():
     first, second = net.projections
     np.testing.assert_array_equal(first.weight, W1.astype(np.float32))  # weights copied: thresholds are scaled
     np.testing.assert_array_equal(second.weight, W2.astype(np.float32))
-    assert _scalar(hidden.theta_pos) == lam1
-    assert _scalar(hidden.theta_neg) == -lam1 / SLOPE  # the LeakyReLU's negative slope (docs/export.md)
-    assert _scalar(readout.theta_pos) == pytest.approx(lam2, rel=1e-7)
+    assert scalar(hidden.theta_pos) == lam1
+    assert scalar(hidden.theta_neg) == -lam1 / SLOPE  # the LeakyReLU's negative slope (docs/export.md)
+    assert scalar(readout.theta_pos) == pytest.approx(lam2, rel=1e-7)
     np.testing.assert_array_equal(hidden.bias, B1.astype(np.float32))  # b / P_0, P_0 = 1
     np.testing.assert_allclose(readout.bias, B2 / p1, rtol=1e-7)  # b / P_1: rates stay z / P
     assert hidden.max_coeff == 1 and readout.theta_neg is None
-    assert _scalar(net.output_scale) == p1
+    assert scalar(net.output_scale) == p1
     np.testing.assert_allclose(net.ann.lambdas, [1.0, p1, p2], rtol=1e-7)
     recorded = net.meta["layers"]
     assert recorded[0]["max_abs_weight"] == 3.0 and recorded[0]["max_abs_output"] == 2.0
@@ -94,10 +81,10 @@ def test_augmapping_thresholds_from_the_slopes(m_aug, max_coeff):
     np.testing.assert_array_equal(second.weight, W2.astype(np.float32))
     np.testing.assert_array_equal(hidden.bias, B1.astype(np.float32))
     np.testing.assert_array_equal(readout.bias, B2.astype(np.float32))
-    assert _scalar(hidden.theta_pos) == 1.0  # 1 / alpha+, alpha+ = 1
-    assert _scalar(hidden.theta_neg) == -1.0 / SLOPE  # -1 / alpha-, alpha- = the negative slope
-    assert hidden.max_coeff == max_coeff and _scalar(hidden.v_init) == 0.0
-    assert _scalar(net.output_scale) == 1.0
+    assert scalar(hidden.theta_pos) == 1.0  # 1 / alpha+, alpha+ = 1
+    assert scalar(hidden.theta_neg) == -1.0 / SLOPE  # -1 / alpha-, alpha- = the negative slope
+    assert hidden.max_coeff == max_coeff and scalar(hidden.v_init) == 0.0
+    assert scalar(net.output_scale) == 1.0
     assert net.meta["m_aug"] == max_coeff and "negative_slope" in net.meta["eq_12_13_reading"]
 
 
@@ -113,7 +100,7 @@ def test_relu_layers_have_no_negative_threshold(method):
 def test_a_hidden_layer_without_activation_gets_symmetric_thresholds(method):
     net = convert_model(_dense(nn.Identity), calibration=_calibration(), method=method)
     hidden = net.populations[1]
-    assert _scalar(hidden.theta_neg) == -_scalar(hidden.theta_pos)  # the identity: alpha- = alpha+ = 1
+    assert scalar(hidden.theta_neg) == -scalar(hidden.theta_pos)  # the identity: alpha- = alpha+ = 1
 
 
 def _clip_net(theta1=0.75, theta2=1.5):
@@ -135,17 +122,11 @@ def test_clip_follows_algorithm_1(fraction):
         np.testing.assert_allclose(projection.weight, w * theta_source, rtol=1e-7)
     for population, b in zip((first, second, readout), biases):
         np.testing.assert_array_equal(population.bias, np.asarray(b, np.float32))
-    assert [_scalar(p.theta_pos) for p in (first, second)] == [0.75, 1.5]
-    assert [_scalar(p.v_init) for p in (first, second)] == [fraction * 0.75, fraction * 1.5]  # line 21
+    assert [scalar(p.theta_pos) for p in (first, second)] == [0.75, 1.5]
+    assert [scalar(p.v_init) for p in (first, second)] == [fraction * 0.75, fraction * 1.5]  # line 21
     assert first.theta_neg is None and first.max_coeff == 1
-    assert _scalar(net.output_scale) == 1.0
+    assert scalar(net.output_scale) == 1.0
     assert net.meta["v_init_fraction"] == fraction and net.meta["layers"][1]["theta"] == 1.5
-
-
-def _conv_net(activation):
-    torch.manual_seed(3)
-    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), activation(), nn.AvgPool2d(2), nn.Flatten(),
-                         nn.Linear(27, 5), activation(), nn.Linear(5, 3)).eval()
 
 
 @pytest.mark.parametrize("method, activation, theta_neg, max_coeff", [
@@ -156,16 +137,16 @@ def _conv_net(activation):
     ("clip", lambda: TrainableClip(0.5), None, 1),
 ])
 def test_a_pool_population_carries_its_sources_spikes(method, activation, theta_neg, max_coeff):
-    model = _conv_net(activation)
+    model = pool_conv_net(activation)
     options = {"m_aug": 4} if method == "augmapping" else {}
     net = convert_model(model, calibration=torch.randn(16, 1, 6, 6), method=method, **options)
     conv, pool = net.populations[1:3]
     # a pool is linear: threshold 1 in units of its source's spikes (so its spike is worth the same),
     # -1 as well when the source can be negative, the method's coefficients
-    assert _scalar(pool.theta_pos) == 1.0 and _scalar(pool.bias) == 0.0
+    assert scalar(pool.theta_pos) == 1.0 and scalar(pool.bias) == 0.0
     assert (pool.theta_neg is None) == (theta_neg is None)
     if theta_neg is not None:
-        assert _scalar(pool.theta_neg) == theta_neg
+        assert scalar(pool.theta_neg) == theta_neg
     assert pool.max_coeff == conv.max_coeff == max_coeff
     assert net.ann.lambdas[2] == net.ann.lambdas[1]  # what a pool spike stands for = its source's spike
     dense = net.projections[2]
@@ -216,7 +197,7 @@ def test_one_hidden_layer_meets_the_quantisation_bound(method, activation, fract
 def test_conv_net_with_pool_approaches_the_ann(method, activation, options):
     """Two weighted layers and a pool between them: no closed-form bound, so the error must shrink 8-fold
     from T = 8 to T = 256 and end below 2% of the ANN's mean output."""
-    model = _conv_net(activation)
+    model = pool_conv_net(activation)
     x = torch.rand(32, 1, 6, 6) * 2 - 1
     net = convert_model(model, calibration=x, method=method, **options)
     with torch.no_grad():
@@ -352,7 +333,7 @@ def test_a_leaky_relu_of_non_negative_values_is_the_identity():
 
 def test_meta_records_the_method_and_reads_back(tmp_path):
     hdf5 = pytest.importorskip("evsim.weights_io.hdf5")
-    model = _conv_net(lambda: nn.LeakyReLU(SLOPE))
+    model = pool_conv_net(lambda: nn.LeakyReLU(SLOPE))
     x = torch.rand(8, 1, 6, 6)
     written = export_model(model, tmp_path / "net.h5", calibration=x, method="augmapping", m_aug=5,
                            v_init_fraction=0.25)

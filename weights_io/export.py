@@ -13,7 +13,7 @@ Conversion (docs/export.md has the formulas of every method):
    spike and one unit of membrane potential stand for in ANN units. Weights,
    biases, thresholds and the readout's `output_scale` follow from it by one
    set of rules, the same for every method (`methods.weight_scale`,
-   `methods.thresholds`).
+   `methods.thresholds`, and `methods.reach`: the bif halving).
 3. Every hidden conv / dense layer becomes a population of the method's
    neurons (`if` with rate coding; `if` with phase coding under "phase";
    `bif` pairs with phase coding under "bsnn"), with the method's
@@ -47,15 +47,18 @@ from typing import Any, Optional
 
 import numpy as np
 
+from evsim import kinds
 from evsim.errors import ExportError
 from evsim.geometry import window_pairs
-from evsim.kinds import ENCODERS
 from evsim.network import AnnInfo, Network, Population, Projection, Samples
 from evsim.weights_io.methods import (
+    RATE_IF,
+    Neurons,
     Scaling,
     check_layers,
     get_method,
     layer_scalings,
+    reach,
     resolve_options,
     thresholds,
     weight_scale,
@@ -113,61 +116,61 @@ def _bias_parameter(bias: np.ndarray) -> np.ndarray:
     return np.zeros((), np.float32) if not np.any(bias) else bias.astype(np.float32)
 
 
+#: The projection kind of a layer's own projection, by its op (a sum's identity shortcut is an identity too).
+_PROJECTION_KIND = {"conv2d": kinds.CONV2D, "dense": kinds.DENSE, "avgpool2d": kinds.AVGPOOL2D,
+                    "maxpool2d": kinds.MAXPOOL2D, "sync": kinds.IDENTITY}
+
+
 class _Builder:
     """Populations and projections, one layer at a time (topological order)."""
 
     def __init__(self, layers: list[Layer], scalings: dict, max_coeff: int, v_init_fraction: float,
-                 input_encoding: str, kind: str, coding: str, phase_period: int):
+                 input_encoding: str, neurons: Neurons):
         self.layers, self.scalings = layers, scalings
         self.by_name = {layer.name: layer for layer in layers}
         self.max_coeff, self.v_init_fraction, self.input_encoding = max_coeff, v_init_fraction, input_encoding
-        self.kind, self.coding, self.phase_period = kind, coding, phase_period
+        self.neurons = neurons
         self.populations: list[Population] = []
         self.projections: list[Projection] = []
         self.summary: list[dict] = []
         self.tagged: dict[str, bool] = {}  # population -> whether its events carry A/B tags
 
-    def population_kind(self, layer: Layer) -> str:
+    def population_kind(self, layer: Layer) -> kinds.PopulationKind:
         if layer is self.layers[-1]:
-            return "readout"
-        return "relay" if layer.op == "maxpool2d" else self.kind
+            return kinds.READOUT
+        return kinds.RELAY if layer.op == "maxpool2d" else self.neurons.kind
 
-    def reach(self, source: str, target_kind: str) -> float:
-        """1/2 for what reaches both units of a bif pair (an untagged source's events): each unit integrates it
-        over two periods and fires once, so half of it per unit makes one period's worth; else 1."""
-        return 0.5 if target_kind == "bif" and not self.tagged[source] else 1.0
+    def population(self, layer: Layer, kind: kinds.PopulationKind, **fields) -> None:
+        """`layer`'s population, with the neurons' coding and period; whether its events carry A/B tags."""
+        # a bif pair tags its own events, a relay passes its source's (kinds.py `tags`), others have none
+        self.tagged[layer.name] = self.tagged[layer.source] if kind.tags == "source" else kind.tags == "own"
+        self.populations.append(Population(layer.name, kind.name, layer.shape, len(self.populations),
+                                           coding=self.neurons.coding, phase_period=self.neurons.phase_period,
+                                           **fields))
 
     def add(self, layer: Layer) -> None:
-        order = len(self.populations)
         if layer.op == "input":
-            self.tagged[layer.name] = False
-            self.populations.append(Population(layer.name, "input", layer.shape, order, coding=self.coding,
-                                               phase_period=self.phase_period, encoding=self.input_encoding))
+            self.population(layer, kinds.INPUT, encoding=self.input_encoding)
             return
         kind = self.population_kind(layer)
         scaling = self.scalings[layer.name]
-        entry = {"layer": layer.name, "op": layer.op, "population": kind}
+        entry = {"layer": layer.name, "op": layer.op, "population": kind.name}
         if layer.op == "maxpool2d":
-            self.project(Projection(layer.name, "maxpool2d", layer.source, layer.name, kernel=layer.kernel,
-                                    stride=layer.stride, padding=layer.padding))
-            self.tagged[layer.name] = self.tagged[layer.source]
-            self.populations.append(Population(layer.name, "relay", layer.shape, order, coding=self.coding,
-                                               phase_period=self.phase_period))
+            self.project(layer, layer.name, kernel=layer.kernel, stride=layer.stride, padding=layer.padding)
+            self.population(layer, kind)
             entry.update(spike=scaling.spike, potential=scaling.potential)
             self.summary.append(entry)
             return
         bias, negative_slope = self.incoming(layer, kind, scaling, entry)
-        bias_reach = 0.5 if kind == "bif" else 1.0
-        readout = kind == "readout"
+        bias_reach = reach(kind, tagged=False)  # a bias reaches both units of a pair
+        readout = kind is kinds.READOUT
         theta_pos, theta_neg = thresholds(scaling, 0.0 if readout else negative_slope)  # a readout never fires
         v_init = 0.0 if readout else self.v_init_fraction * theta_pos
-        self.tagged[layer.name] = kind == "bif"
-        self.populations.append(Population(
-            layer.name, kind, layer.shape, order, coding=self.coding, phase_period=self.phase_period,
-            max_coeff=1 if readout else self.max_coeff, theta_pos=np.array(theta_pos, np.float32),
+        self.population(
+            layer, kind, max_coeff=1 if readout else self.max_coeff, theta_pos=np.array(theta_pos, np.float32),
             theta_neg=None if theta_neg is None else np.array(theta_neg, np.float32),
-            v_init=np.array(v_init, np.float32), bias=_bias_parameter(bias * bias_reach), mode="potential",
-        ))
+            v_init=np.array(v_init, np.float32), bias=_bias_parameter(bias * bias_reach), mode=kinds.POTENTIAL,
+        )
         if layer.weighted or layer.op == "add":
             entry["bias_scale"] = bias_reach / scaling.potential
         entry.update(spike=scaling.spike, potential=scaling.potential, theta_pos=theta_pos, theta_neg=theta_neg,
@@ -176,18 +179,17 @@ class _Builder:
             entry["output_scale"] = scaling.potential
         self.summary.append(entry)
 
-    def incoming(self, layer: Layer, kind: str, scaling: Scaling, entry: dict) -> tuple[np.ndarray, float]:
+    def incoming(self, layer: Layer, kind: kinds.PopulationKind, scaling: Scaling,
+                 entry: dict) -> tuple[np.ndarray, float]:
         """The projections into `layer`'s population; its bias (in units of its potential, before the bif
         halving) and the negative slope its thresholds follow."""
         if layer.op == "avgpool2d":
             # a pool is linear: it carries negative values exactly when its source has them
-            self.project(Projection(layer.name, "avgpool2d", layer.source, layer.name,
-                                    scale=self.reach(layer.source, kind), kernel=layer.kernel, stride=layer.stride,
-                                    padding=layer.padding))
+            self.project(layer, layer.name, scale=reach(kind, self.tagged[layer.source]), kernel=layer.kernel,
+                         stride=layer.stride, padding=layer.padding)
             return np.zeros(()), 0.0 if non_negative(self.by_name[layer.source], self.by_name) else 1.0
         if layer.op == "sync":  # synchronous neurons: the identity of a non-negative value, threshold 1
-            self.project(Projection(layer.name, "identity", layer.source, layer.name,
-                                    scale=self.reach(layer.source, kind)))
+            self.project(layer, layer.name, scale=reach(kind, self.tagged[layer.source]))
             return np.zeros(()), 0.0
         if layer.op == "add":
             terms, bias = [], np.zeros(())
@@ -197,42 +199,43 @@ class _Builder:
                     terms.append(self.weighted(term, layer.name, kind, scaling))
                     bias = bias + term.bias
                 else:  # the shortcut: BSNN eq. 16, scale lambda_in / lambda_out
-                    reach = self.reach(name, kind)
-                    factor = weight_scale(scaling, self.scalings[name]) * reach
-                    self.project(Projection(f"{layer.name}.{name}", "identity", name, layer.name, scale=factor))
+                    halving = reach(kind, self.tagged[name])
+                    factor = weight_scale(scaling, self.scalings[name]) * halving
+                    self.projections.append(Projection(f"{layer.name}.{name}", kinds.IDENTITY.name, name, layer.name,
+                                                       scale=factor))
                     terms.append({"source": name, "projection": f"{layer.name}.{name}", "scale": factor,
-                                  **({"bif_halving": reach} if reach != 1 else {})})
+                                  **({"bif_halving": halving} if halving != 1 else {})})
             entry.update(activation=str(layer.activation), terms=terms)
             return bias / scaling.potential, layer.activation.negative_slope
         entry.update(activation=str(layer.activation), **self.weighted(layer, layer.name, kind, scaling))
         return layer.bias / scaling.potential, layer.activation.negative_slope
 
-    def weighted(self, layer: Layer, target: str, kind: str, scaling: Scaling) -> dict:
+    def weighted(self, layer: Layer, target: str, kind: kinds.PopulationKind, scaling: Scaling) -> dict:
         """A conv / dense projection from `layer`'s source into `target` (itself, or the sum it is merged into)."""
-        reach = self.reach(layer.source, kind)
-        factor = weight_scale(scaling, self.scalings[layer.source]) * reach
-        self.project(Projection(
-            layer.name, layer.op, layer.source, target, weight=(layer.weight * factor).astype(np.float32),
-            stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
-        ))
+        halving = reach(kind, self.tagged[layer.source])
+        factor = weight_scale(scaling, self.scalings[layer.source]) * halving
+        self.project(layer, target, weight=(layer.weight * factor).astype(np.float32),
+                     stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
         return {"source": layer.source, "projection": layer.name, "weight_scale": factor,
-                **({"bif_halving": reach} if reach != 1 else {})}
+                **({"bif_halving": halving} if halving != 1 else {})}
 
-    def project(self, projection: Projection) -> None:
-        self.projections.append(projection)
+    def project(self, layer: Layer, target: str, **fields) -> None:
+        """`layer`'s own projection from its source into `target`, named after it, of the kind its op maps to."""
+        kind = _PROJECTION_KIND[layer.op]
+        self.projections.append(Projection(layer.name, kind.name, layer.source, target, **fields))
 
 
 def build_network(layers: list[Layer], scalings: dict, *, max_coeff: int = 1, v_init_fraction: float = 0.0,
-                  input_encoding: str = "analog", kind: str = "if", coding: str = "rate",
-                  phase_period: int = 1) -> tuple[list[Population], list[Projection], list[dict]]:
+                  input_encoding: str = kinds.ANALOG,
+                  neurons: Neurons = RATE_IF) -> tuple[list[Population], list[Projection], list[dict]]:
     """Populations and projections for the layers' `Scaling`s (methods.py), in topological order,
     and a per-layer summary of what was set (for /meta).
 
-    `kind` ("if" or "bif"), `coding` and `phase_period` are the hidden populations' neurons (the input,
-    relays and the readout get the same coding and period). Into a `bif` population, whatever reaches both
-    units of a pair (an untagged source's events or current, the bias) is halved (`_Builder.reach`).
+    `neurons` are the hidden populations' (the input, relays and the readout get the same coding and
+    period). Into a `bif` population, whatever reaches both units of a pair (an untagged source's events
+    or current, the bias) is halved (`methods.reach`).
     """
-    builder = _Builder(layers, scalings, max_coeff, v_init_fraction, input_encoding, kind, coding, phase_period)
+    builder = _Builder(layers, scalings, max_coeff, v_init_fraction, input_encoding, neurons)
     for layer in layers:
         if layer.has_population:
             builder.add(layer)
@@ -302,21 +305,18 @@ def _accuracy(model, ann_eval: tuple, shape, batch_size: int) -> float:
     return float(np.mean(_predict(model, inputs, batch_size).argmax(1) == labels))
 
 
-#: The input range each encoder reads (semantics.md); lambda_0 = 1, so inputs are used as given.
-_ENCODER_RANGE = {"analog": (-np.inf, np.inf), "bernoulli": (-1.0, 1.0), "phase": (0.0, 1.0)}
-
-
 def _check_input_range(inputs, name: str, encoding: str) -> None:
-    low, high = _ENCODER_RANGE[encoding]
+    """The inputs within the range the encoder reads; lambda_0 = 1, so inputs are used as given."""
+    low, high = kinds.ENCODER_RANGES[encoding]
     if float(inputs.min()) < low or float(inputs.max()) > high:
         raise ExportError(f"{name}: {encoding} input needs values in [{low}, {high}], got "
                           f"[{float(inputs.min())}, {float(inputs.max())}]; scale the inputs"
-                          + ("" if encoding == "analog" else " or use input_encoding='analog'"))
+                          + ("" if encoding == kinds.ANALOG else f" or use input_encoding='{kinds.ANALOG}'"))
 
 
 def _check_encoding(input_encoding: str) -> None:
-    if input_encoding not in ENCODERS:
-        raise ExportError(f"input_encoding must be one of {ENCODERS}, got {input_encoding!r}")
+    if input_encoding not in kinds.ENCODERS:
+        raise ExportError(f"input_encoding must be one of {kinds.ENCODERS}, got {input_encoding!r}")
 
 
 def convert_model(
@@ -398,18 +398,18 @@ def convert_model(
         else:
             accuracy = None if ann_eval is None else _accuracy(model, ann_eval, shape, batch_size)
     max_coeff = chosen.max_coeff(options)
-    neurons = chosen.neurons(options)
+    neurons = chosen.neurons_for(options)
     populations, projections, summary = build_network(
         layers, scalings, max_coeff=max_coeff, v_init_fraction=options["v_init_fraction"],
-        input_encoding=input_encoding, **neurons)
+        input_encoding=input_encoding, neurons=neurons)
     macs = ann_macs(layers)
     output = layers[-1]
     conversion = {
         "method": chosen.name,
         **options,
-        **({"K": neurons["phase_period"]} if neurons["coding"] == "phase" else {}),
+        **({"K": neurons.phase_period} if neurons.coding == kinds.PHASE else {}),
         "max_coeff": max_coeff,
-        "neurons": neurons,
+        "neurons": neurons.record(),
         **chosen.formulas,
         "layers": summary,
         "calibration_size": len(calibration),

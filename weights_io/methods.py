@@ -8,8 +8,8 @@ a `Scaling`:
   stands for.
 
 Everything else follows from them, the same way for every method
-(`weight_scale` and `thresholds` here; export.build_network applies them,
-and divides biases by the potential): a neuron integrates
+(`weight_scale`, `thresholds` and `reach` here; export.build_network
+applies them, and divides biases by the potential): a neuron integrates
 u / potential per step (u = W z_source + b, the source's spikes worth
 spike_source each), so its weights are W * spike_source / potential and its
 bias b / potential; a positive spike must take away what it stands for,
@@ -24,7 +24,9 @@ scale, so their spike and potential are their source's spike (threshold 1).
 A residual sum has its own scaling; each of its terms reaches it like a
 layer's input: a merged conv / dense term through W * spike_source /
 potential, an identity term through the scale spike_source / potential
-(BSNN eq. 16: lambda_in / lambda_out).
+(BSNN eq. 16: lambda_in / lambda_out). Into a bif population, whatever
+reaches both units of a pair (an untagged source's events or current, the
+bias) is halved (`reach`).
 
 | method     | spike of layer l        | potential of layer l    | max_coeff | neurons          |
 |------------|-------------------------|-------------------------|-----------|------------------|
@@ -35,19 +37,24 @@ potential, an identity term through the scale spike_source / potential
 | phase      | lambda_l                | lambda_l                | 1         | if, phase K      |
 | bsnn       | lambda_l                | lambda_l                | 1         | bif, phase K     |
 
-A method is one `Method`: its options, the activations it converts,
-whether it has negative thresholds, whether it converts residual sums, an
-optional calibration statistic, its per-layer `Scaling`, its neurons
-(population kind, coding, period), the input encoder it defaults to, and an
-optional rewrite of the layers (bsnn: synchronous neurons on shortcuts).
+A method is a scaling rule x a neuron model x declared options, one
+`Method`: its `ScalingRule` (the activations it converts, whether it takes
+signed sources and residual sums, an optional calibration statistic, the
+per-layer `Scaling`), its `Neurons` (population kind, coding, period), its
+`Option`s (name, default, check; `resolve_options` checks them all), what
+/meta says about it, its `max_coeff`, the input encoder it defaults to, and
+an optional rewrite of the layers (bsnn: synchronous neurons on shortcuts).
+phase is rate-norm with phase-coded neurons, bsnn phase with bif pairs
+(`dataclasses.replace`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
+from evsim import kinds
 from evsim.errors import ExportError
 from evsim.weights_io.trace import PASS_THROUGH_OPS, Layer, non_negative
 
@@ -61,8 +68,44 @@ class Scaling:
     record: dict = field(default_factory=dict)  # the method's own per-layer facts, for /meta
 
 
-def _rate_neurons(options: dict) -> dict:
-    return {"kind": "if", "coding": "rate", "phase_period": 1}
+@dataclass(frozen=True)
+class ScalingRule:
+    """How a method scales the ANN: per conv / dense layer and residual sum, a `Scaling`."""
+
+    activations: tuple[str, ...]  # hidden-layer activations it converts
+    signed: bool  # negative thresholds: a layer may read a source whose outputs can be negative
+    scale: Callable  # (layer, source spike (None for a sum), its measured statistic, options) -> Scaling
+    measure: Optional[Callable] = None  # (batches of measured layer outputs, options) -> {layer: statistic}
+    residual: bool = False  # converts residual sums (a scaling that does not depend on one source)
+
+
+@dataclass(frozen=True)
+class Neurons:
+    """A neuron model: the hidden populations' kind, coding and phase period (the input, relays and the
+    readout take the same coding and period)."""
+
+    kind: kinds.PopulationKind
+    coding: str = kinds.RATE
+    phase_period: int = 1
+
+    def record(self) -> dict:
+        """What /meta says about them."""
+        return {"kind": self.kind.name, "coding": self.coding, "phase_period": self.phase_period}
+
+
+RATE_IF = Neurons(kinds.IF)
+PHASE_IF = Neurons(kinds.IF, kinds.PHASE)  # Kim et al.'s weighted spikes
+PHASE_BIF = Neurons(kinds.BIF, kinds.PHASE)  # BSNN's bistable pairs
+
+
+@dataclass(frozen=True)
+class Option:
+    """A method option: a `convert_model` keyword, its default (already in checked form), and `check`, which
+    validates one given value and returns it normalised (or raises ExportError)."""
+
+    name: str
+    default: Any
+    check: Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -70,17 +113,19 @@ class Method:
     """A conversion method, selected by `name` (`convert_model(method=...)`)."""
 
     name: str
-    defaults: dict  # the options it takes, with their defaults
-    activations: tuple[str, ...]  # hidden-layer activations it converts
-    signed: bool  # negative thresholds: a layer may read a source whose outputs can be negative
-    scale: Callable  # (layer, source spike (None for a sum), its measured statistic, options) -> Scaling
-    measure: Optional[Callable] = None  # (batches of measured layer outputs, options) -> {layer: statistic}
-    max_coeff: Callable = lambda options: 1  # binary / ternary unless augmented
+    scaling: ScalingRule
+    neurons: Neurons  # the phase period is the phase_period option's under phase coding (`neurons_for`)
+    options: tuple[Option, ...]  # in the order /meta records them
     formulas: dict = field(default_factory=dict)  # what /meta says about the method
-    residual: bool = False  # converts residual sums (a scaling that does not depend on one source)
-    neurons: Callable = _rate_neurons  # options -> {"kind": hidden population kind, "coding", "phase_period"}
-    input_encoding: str = "analog"  # the input population's default encoder
+    max_coeff: Callable = lambda options: 1  # binary / ternary unless augmented
+    input_encoding: str = kinds.ANALOG  # the input population's default encoder
     rewrite: Optional[Callable] = None  # (layers, options) -> layers, before anything is measured
+
+    def neurons_for(self, options: dict) -> Neurons:
+        """The method's neurons; phase coding takes its period K from the options."""
+        if self.neurons.coding == kinds.PHASE:
+            return replace(self.neurons, phase_period=options["phase_period"])
+        return self.neurons
 
 
 # ----------------------------------------------------------------------------- the shared rules
@@ -97,11 +142,20 @@ def thresholds(scaling: Scaling, negative_slope: float) -> tuple[float, Optional
     return theta_pos, theta_neg
 
 
+def reach(target: kinds.PopulationKind, tagged: bool) -> float:
+    """The factor on a projection (`tagged`: its source's events carry A/B tags) or a bias (never tagged) into
+    a `target` population: 1/2 for what reaches both units of a bif pair (an untagged source's events or
+    current, the bias), since each unit integrates it over two periods and fires once, so half of it per unit
+    makes one period's worth; else 1 (a tagged source reaches one unit of each pair)."""
+    return 0.5 if target is kinds.BIF and not tagged else 1.0
+
+
 def layer_scalings(method: Method, layers: list[Layer], batches: Iterable[dict], options: dict) -> dict:
     """{layer name: Scaling} for every layer with a population, in topological order; `batches` is read only
     if the method measures. A conv / dense term merged into a sum has none: it reaches the sum's population
     through the sum's potential."""
-    measured = method.measure(batches, options) if method.measure else {}
+    rule = method.scaling
+    measured = rule.measure(batches, options) if rule.measure else {}
     scalings = {}
     for layer in layers:
         if layer.op == "input":
@@ -111,22 +165,23 @@ def layer_scalings(method: Method, layers: list[Layer], batches: Iterable[dict],
             scalings[layer.name] = Scaling(spike, spike)
         elif layer.has_population:
             source_spike = None if layer.op == "add" else scalings[layer.source].spike
-            scalings[layer.name] = method.scale(layer, source_spike, measured.get(layer.name), options)
+            scalings[layer.name] = rule.scale(layer, source_spike, measured.get(layer.name), options)
     return scalings
 
 
 def check_layers(method: Method, layers: list[Layer]) -> None:
     """The activations the method converts, residual sums only where it can scale them, max pools only of
     non-negative values, and no negative values into single-threshold neurons."""
+    rule = method.scaling
     by_name = {layer.name: layer for layer in layers}
     for layer in layers[1:]:
         kind = layer.activation.kind
-        if kind != "none" and kind not in method.activations:
+        if kind != "none" and kind not in rule.activations:
             raise ExportError(f"layer {layer.name!r}: method {method.name!r} cannot convert {layer.activation} "
-                              f"(it converts {', '.join(method.activations)}; {_converters(kind)})")
+                              f"(it converts {', '.join(rule.activations)}; {_converters(kind)})")
         if layer.op == "add":
-            if not method.residual:
-                names = " or ".join(m.name for m in METHODS.values() if m.residual)
+            if not rule.residual:
+                names = " or ".join(m.name for m in METHODS.values() if m.scaling.residual)
                 raise ExportError(f"node {layer.name!r} is a residual sum: method {method.name!r} does not convert "
                                   f"sums (use {names})")
             if kind != "relu":
@@ -140,63 +195,84 @@ def check_layers(method: Method, layers: list[Layer]) -> None:
             source = by_name[name]
             if source.merged_into == layer.name:
                 continue  # a merged term is part of this layer's input; its own source is checked with it
-            if not method.signed and source.op != "input" and not non_negative(source, by_name):
+            if not rule.signed and source.op != "input" and not non_negative(source, by_name):
                 raise ExportError(f"node {layer.name!r} reads {source.name!r}, whose outputs can be negative (no "
                                   f"ReLU or clip): method {method.name!r} has single-threshold neurons, which "
                                   "cannot carry negative activations (termapping and augmapping can)")
 
 
 def _converters(kind: str) -> str:
-    names = [m.name for m in METHODS.values() if kind in m.activations]
+    names = [m.name for m in METHODS.values() if kind in m.scaling.activations]
     return f"{kind} needs method {' or '.join(names)}"
-
-
-def resolve_options(method: Method, given: dict) -> dict:
-    """The method's options: its defaults updated by the given ones (None = not given), checked."""
-    for name, value in given.items():
-        if value is not None and name not in method.defaults:
-            raise ExportError(f"option {name}={value!r} does not apply to method {method.name!r} "
-                              f"(its options: {', '.join(sorted(method.defaults))})")
-    options = {**method.defaults, **{k: v for k, v in given.items() if v is not None and k in method.defaults}}
-    _check_option_values(options)
-    return options
-
-
-#: The largest phase period: the phase encoder quantises inputs to K bits (semantics.md).
-MAX_PHASE_PERIOD = 32
-
-
-def _check_option_values(options: dict) -> None:
-    if "percentile" in options:
-        if not 0 < options["percentile"] <= 100:
-            raise ExportError(f"percentile must be in (0, 100], got {options['percentile']}")
-        options["percentile"] = float(options["percentile"])
-    if not 0 <= options["v_init_fraction"] <= 1:
-        raise ExportError(f"v_init_fraction must be in [0, 1], got {options['v_init_fraction']}")
-    options["v_init_fraction"] = float(options["v_init_fraction"])
-    if "m_aug" in options:
-        m_aug = options["m_aug"]
-        if isinstance(m_aug, bool) or not isinstance(m_aug, (int, np.integer)) or m_aug < 0:
-            raise ExportError(f"m_aug must be an integer >= 1 (the bound M_aug, eq. 15) or 0 / None (unbounded), "
-                              f"got {m_aug!r}")
-        options["m_aug"] = int(m_aug)
-    if "phase_period" in options:
-        period = options["phase_period"]
-        if isinstance(period, bool) or not isinstance(period, (int, np.integer)) \
-                or not 1 <= period <= MAX_PHASE_PERIOD:
-            raise ExportError(f"phase_period must be an integer K from 1 to {MAX_PHASE_PERIOD} (S_k = 2^-(1+k), "
-                              f"k = t mod K), got {period!r}")
-        options["phase_period"] = int(period)
-    if "sync_neurons" in options:
-        if not isinstance(options["sync_neurons"], (bool, np.bool_)):
-            raise ExportError(f"sync_neurons must be True or False, got {options['sync_neurons']!r}")
-        options["sync_neurons"] = bool(options["sync_neurons"])
 
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
         raise ExportError(f"method must be one of {list(METHODS)}, got {name!r}")
     return METHODS[name]
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def resolve_options(method: Method, given: dict) -> dict:
+    """The method's options, in its order: the given ones (None = not given) checked, in the order given,
+    the others their defaults. An option the method does not declare is an ExportError."""
+    declared = {option.name: option for option in method.options}
+    given = {name: value for name, value in given.items() if value is not None}
+    for name, value in given.items():
+        if name not in declared:
+            raise ExportError(f"option {name}={value!r} does not apply to method {method.name!r} "
+                              f"(its options: {', '.join(sorted(declared))})")
+    checked = {name: declared[name].check(value) for name, value in given.items()}
+    return {name: checked.get(name, option.default) for name, option in declared.items()}
+
+
+def _is_integer(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def _check_percentile(value) -> float:
+    if not 0 < value <= 100:
+        raise ExportError(f"percentile must be in (0, 100], got {value}")
+    return float(value)
+
+
+def _check_v_init_fraction(value) -> float:
+    if not 0 <= value <= 1:
+        raise ExportError(f"v_init_fraction must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _check_m_aug(value) -> int:
+    if not _is_integer(value) or value < 0:
+        raise ExportError(f"m_aug must be an integer >= 1 (the bound M_aug, eq. 15) or 0 / None (unbounded), "
+                          f"got {value!r}")
+    return int(value)
+
+
+#: The largest phase period: the phase encoder quantises inputs to K bits (semantics.md).
+MAX_PHASE_PERIOD = 32
+
+
+def _check_phase_period(value) -> int:
+    if not _is_integer(value) or not 1 <= value <= MAX_PHASE_PERIOD:
+        raise ExportError(f"phase_period must be an integer K from 1 to {MAX_PHASE_PERIOD} (S_k = 2^-(1+k), "
+                          f"k = t mod K), got {value!r}")
+    return int(value)
+
+
+def _check_sync_neurons(value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ExportError(f"sync_neurons must be True or False, got {value!r}")
+    return bool(value)
+
+
+PERCENTILE = Option("percentile", 100.0, _check_percentile)  # rate-norm's lambda: 100 = max normalisation
+V_INIT_FRACTION = Option("v_init_fraction", 0.0, _check_v_init_fraction)  # v(0) = fraction * theta_pos
+M_AUG = Option("m_aug", 0, _check_m_aug)  # augmapping's coefficient bound (eq. 15), 0 = unbounded
+PHASE_PERIOD = Option("phase_period", 8, _check_phase_period)  # K, under phase coding
+SYNC_NEURONS = Option("sync_neurons", True, _check_sync_neurons)  # bsnn: synchronous neurons on shortcuts
 
 
 # ----------------------------------------------------------------------------- rate-norm
@@ -232,16 +308,19 @@ _RESIDUAL_FORMULA = ("sum of the conv path (merged: W lambda_(l-1) / lambda_out)
                      "normalised like any layer; bias: the sum of both paths' biases / lambda_out; lambda_out from "
                      "the sum's post-ReLU activations")
 
+_DATA_NORM_FORMULAS = {
+    "normalisation": "data-based, per layer (BSNN eq. 6); lambda = percentile of positive activations",
+    "lambda_input": 1.0,
+    "theta": 1.0,
+}
+_DATA_NORM_WEIGHTS = "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 1, output_scale lambda_L"
+
+#: Data-norm (BSNN eq. 6): spike = potential = lambda_l; the scaling of rate-norm, phase and bsnn.
+DATA_NORM = ScalingRule(("relu",), signed=False, scale=_rate_norm_scale, measure=_positive_percentiles, residual=True)
+
 RATE_NORM = Method(
-    "rate-norm", {"percentile": 100.0, "v_init_fraction": 0.0}, ("relu",), signed=False,
-    scale=_rate_norm_scale, measure=_positive_percentiles, residual=True,
-    formulas={
-        "normalisation": "data-based, per layer (BSNN eq. 6); lambda = percentile of positive activations",
-        "lambda_input": 1.0,
-        "theta": 1.0,
-        "weights": "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 1, output_scale lambda_L",
-        "residual": _RESIDUAL_FORMULA,
-    },
+    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION),
+    formulas={**_DATA_NORM_FORMULAS, "weights": _DATA_NORM_WEIGHTS, "residual": _RESIDUAL_FORMULA},
 )
 
 
@@ -275,8 +354,8 @@ _NEGATIVE_SLOPE_READING = (
 )
 
 TERMAPPING = Method(
-    "termapping", {"v_init_fraction": 0.0}, ("relu", "leaky_relu"), signed=True,
-    scale=_termapping_scale, measure=_max_abs_outputs,
+    "termapping", ScalingRule(("relu", "leaky_relu"), signed=True, scale=_termapping_scale, measure=_max_abs_outputs),
+    RATE_IF, (V_INIT_FRACTION,),
     formulas={
         "scaling": "Algorithm 1: P_0 = 1, P_l = max(max|W_l|, max|z_l|) over the calibration set, "
                    "lambda_l = P_l / P_(l-1); an average pool keeps P",
@@ -297,8 +376,8 @@ def _augmapping_scale(layer: Layer, source_spike: float, measured, options: dict
 
 
 AUGMAPPING = Method(
-    "augmapping", {"v_init_fraction": 0.0, "m_aug": 0}, ("relu", "leaky_relu"), signed=True,
-    scale=_augmapping_scale, max_coeff=lambda options: options["m_aug"],
+    "augmapping", ScalingRule(("relu", "leaky_relu"), signed=True, scale=_augmapping_scale),
+    RATE_IF, (V_INIT_FRACTION, M_AUG), max_coeff=lambda options: options["m_aug"],
     formulas={
         "thresholds": "eq. 12-13: theta_pos = 1/alpha+ = 1, theta_neg = -1/negative_slope",
         "weights": "W and b copied (eq. 6, 11); output_scale 1",
@@ -321,7 +400,8 @@ def _clip_scale(layer: Layer, source_spike: float, measured, options: dict) -> S
 
 
 CLIP = Method(
-    "clip", {"v_init_fraction": 0.5}, ("clip",), signed=False, scale=_clip_scale,
+    "clip", ScalingRule(("clip",), signed=False, scale=_clip_scale),
+    RATE_IF, (replace(V_INIT_FRACTION, default=0.5),),  # Theorem 1's optimum, v(0) = V_th / 2
     formulas={
         "thresholds": "Algorithm 1: V_th^l = theta^l (the trained clip bound), v(0) = v_init_fraction * V_th^l",
         "weights": "W^l * theta^(l-1) (W copied, the spike's postsynaptic value V_th^(l-1), eq. 4), b copied; "
@@ -333,32 +413,22 @@ CLIP = Method(
 # ----------------------------------------------------------------------------- phase (weighted spikes) and bsnn
 
 
-def _phase_neurons(options: dict) -> dict:
-    return {"kind": "if", "coding": "phase", "phase_period": options["phase_period"]}
-
-
 _PHASE_CODING = ("phase coding (BSNN eq. 4-5, Kim et al. 2018): with k = t mod K, S_k = 2^-(1+k), threshold "
                  "S_k * theta, a spike at step t carries S_k; bias and analog input are weighted by S_k; one "
                  "period carries one unit of activation")
 
-PHASE = Method(
-    "phase", {"percentile": 100.0, "phase_period": 8, "v_init_fraction": 0.0}, ("relu",), signed=False,
-    scale=_rate_norm_scale, measure=_positive_percentiles, residual=True, neurons=_phase_neurons,
-    input_encoding="phase",
+#: rate-norm's scaling with phase-coded if neurons (weighted spikes), the input phase-encoded.
+PHASE = replace(
+    RATE_NORM, name="phase", neurons=PHASE_IF, options=(PERCENTILE, PHASE_PERIOD, V_INIT_FRACTION),
+    input_encoding=kinds.PHASE_ENCODER,
     formulas={
-        "normalisation": "data-based, per layer (BSNN eq. 6); lambda = percentile of positive activations",
-        "lambda_input": 1.0,
-        "theta": 1.0,
+        **_DATA_NORM_FORMULAS,
         "coding": _PHASE_CODING,
         "neuron_model": "if (plain integrate-and-fire, reset by subtraction), binary weighted spikes",
-        "weights": "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 1, output_scale lambda_L",
+        "weights": _DATA_NORM_WEIGHTS,
         "residual": _RESIDUAL_FORMULA,
     },
 )
-
-
-def _bsnn_neurons(options: dict) -> dict:
-    return {"kind": "bif", "coding": "phase", "phase_period": options["phase_period"]}
 
 
 def population_depths(layers: list[Layer]) -> dict:
@@ -432,25 +502,24 @@ def _bsnn_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
     return insert_sync_neurons(layers) if options["sync_neurons"] else layers
 
 
-BSNN = Method(
-    "bsnn", {"percentile": 99.9, "phase_period": 8, "v_init_fraction": 0.0, "sync_neurons": True}, ("relu",),
-    signed=False, scale=_rate_norm_scale, measure=_positive_percentiles, residual=True, neurons=_bsnn_neurons,
-    input_encoding="phase", rewrite=_bsnn_rewrite,
+#: phase with bif pairs, the p-max 0.999 of BSNN Table I, and synchronous neurons on shortcuts.
+BSNN = replace(
+    PHASE, name="bsnn", neurons=PHASE_BIF, rewrite=_bsnn_rewrite,
+    options=(replace(PERCENTILE, default=99.9), PHASE_PERIOD, V_INIT_FRACTION, SYNC_NEURONS),
     formulas={
         "algorithm": "BSNN Algorithm 1: BN folded (eq. 7), data-norm with lambda_l the percentile (p-max) of "
                      "layer l's positive activations (eq. 6), V_th = 1",
         "lambda_input": 1.0,
         "theta": 1.0,
         "coding": _PHASE_CODING,
-        "neuron_model": "bif pairs (eq. 13-15): A fires in odd periods t // K, B in even ones; a bif target's A units "
-                   "take its bif sources' B spikes and vice versa",
-        "weights": "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 1, output_scale lambda_L; into a "
-                   "bif population, inputs that reach both units (the input's, the bias) are halved: each unit "
-                   "integrates them over two periods and fires once",
+        "neuron_model": "bif pairs (eq. 13-15): A fires in odd periods t // K, B in even ones; a bif target's A "
+                        "units take its bif sources' B spikes and vice versa",
+        "weights": _DATA_NORM_WEIGHTS + "; into a bif population, inputs that reach both units (the input's, the "
+                   "bias) are halved: each unit integrates them over two periods and fires once",
         "residual": _RESIDUAL_FORMULA,
-        "synchronous_neurons": "BSNN III-E: a bif population on each shortcut that is shorter than the conv path (one "
-                        "per missing population), identity projection of scale 1 from the shortcut's source, so "
-                        "both paths reach the sum after the same number of periods",
+        "synchronous_neurons": "BSNN III-E: a bif population on each shortcut that is shorter than the conv path "
+                               "(one per missing population), identity projection of scale 1 from the shortcut's "
+                               "source, so both paths reach the sum after the same number of periods",
     },
 )
 
