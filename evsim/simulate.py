@@ -192,10 +192,13 @@ def _check_inputs(network, inputs, encoder):
         raise SimulationInputError(f"inputs have shape {inputs.shape}; the network's input needs [n, {', '.join(map(str, shape))}]")
     if not np.issubdtype(inputs.dtype, np.number) or not np.isfinite(inputs).all():
         raise SimulationInputError("inputs must be finite numbers")
-    if encoder == kinds.BERNOULLI and np.abs(inputs).max(initial=0) > 1:
-        raise SimulationInputError("the bernoulli encoder needs |x| <= 1 (x is a firing probability)")
-    if encoder == kinds.PHASE_ENCODER and (inputs.min(initial=0) < 0 or inputs.max(initial=0) > 1):
-        raise SimulationInputError("the phase encoder needs 0 <= x <= 1")
+    low, high = kinds.ENCODER_RANGES[encoder]
+    if inputs.min(initial=0) < low or inputs.max(initial=0) > high:
+        raise SimulationInputError(f"the {encoder} encoder needs {_RANGE_WORDING[encoder]}; the inputs span "
+                                   f"[{inputs.min():g}, {inputs.max():g}]")
+
+
+_RANGE_WORDING = {kinds.BERNOULLI: "|x| <= 1 (x is a firing probability)", kinds.PHASE_ENCODER: "0 <= x <= 1"}
 
 
 @contextlib.contextmanager
