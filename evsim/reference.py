@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
-from evsim.kinds import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, IDENTITY, INPUT, MAXPOOL2D, PHASE,
-                         PHASE_ENCODER, READOUT, RELAY, SPARSE)
+from evsim.kinds import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, GATED, IDENTITY, INPUT, MAXPOOL2D, PHASE,
+                         PHASE_ENCODER, READOUT, RELAY, SPARSE, VALUE)
 from evsim.engine.encoders import bernoulli_uniform
 from evsim.network import Network, Population, Projection
 
@@ -113,25 +113,16 @@ def run_reference(network: Network, inputs, timesteps: int, encoder: str = ANALO
     return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
 
 
-def _tags(network: Network):
-    """Tags each population's events carry: A/B for bif pairs and relays fed by them."""
-    tags = {}
-    for pop in network.populations:
-        fed_by_bif = pop.kind == RELAY.name and tags[network.incoming(pop.name)[0].source] == ("A", "B")
-        tags[pop.name] = ("A", "B") if pop.kind == BIF.name or fed_by_bif else ("out",)
-    return tags
-
-
 def _run_one(network, matrices, x, T, encoder, seed, sample):
     pops = network.populations
-    tags = _tags(network)
     out = {}
 
     def record(key, t, value):
         out.setdefault(key, np.zeros((T, *np.shape(value)), dtype=np.asarray(value).dtype))[t] = value
 
     v = {p.name: np.tile(p.expand("v_init"), (p.units, 1)) for p in pops}  # [units, size]
-    mass = {p.name: np.zeros(p.size, dtype=np.int64) for p in pops}
+    mass = {p.name: np.zeros(p.size, dtype=np.int64) for p in pops}  # sum of |c| so far
+    worth = {p.name: np.zeros(p.size) for p in pops}  # sum of the events' values c * S_k so far (rank = value)
     analog = encoder == ANALOG
     for t in range(T):
         coef = {}  # population -> tag -> signed coefficients [size]
@@ -145,10 +136,11 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
                 weight = 2.0 ** -(1 + t % pop.phase_period) if encoder == PHASE_ENCODER else sk
                 coef[pop.name], value[pop.name] = {"out": c}, {"out": c * weight}
             elif pop.kind == RELAY.name:
-                coef[pop.name], value[pop.name] = _max_gate(network, pop, matrices, coef, value, mass)
+                coef[pop.name], value[pop.name] = _max_gate(network, pop, matrices, coef, value, mass, worth)
             else:
-                _integrate(network, pop, matrices, v, value, x if analog else None, sk, tags)
-                counts["bias_ops"] = np.count_nonzero(pop.expand("bias")) * pop.units
+                receiving = _receiving_units(pop, t)
+                _integrate(network, pop, matrices, v, value, x if analog else None, sk, t, receiving)
+                counts["bias_ops"] = np.count_nonzero(pop.expand("bias")) * len(receiving) if t >= pop.bias_onset else 0
                 coef[pop.name], value[pop.name] = _fire(pop, v[pop.name], sk, t)
                 counts["neuron_updates"] = pop.size if pop.fires else 0
             for tag, c in coef[pop.name].items():
@@ -159,6 +151,7 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
                     counts[f"events_{tag}"] += n
                     counts[f"mass_{tag}"] += m
                 mass[pop.name] += np.abs(c)
+                worth[pop.name] += value[pop.name][tag]
                 if pop.kind != READOUT.name or pop.fires:
                     record(f"spikes/{pop.name}/{tag}/coef", t, c.reshape(pop.shape))
                     record(f"spikes/{pop.name}/{tag}/value", t, value[pop.name][tag].reshape(pop.shape))
@@ -170,7 +163,8 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
         output = network.output_population
         record("readout_v", t, v[output.name][0].copy())
         record("readout_mass", t, mass[output.name].copy())
-        record("pred", t, _predict(output, v[output.name][0], mass[output.name]))
+        rank = worth[output.name] if output.rank == VALUE else mass[output.name]
+        record("pred", t, _predict(output, v[output.name][0], rank))
     return out
 
 
@@ -186,22 +180,33 @@ def _encode(x, pop, encoder, seed, sample, t):
     return (q >> (K - 1 - t % K)) & 1
 
 
-def _integrate(network, pop, matrices, v, value, x, sk, tags):
-    """v += incoming events (by the A/B wiring rule) + analog current + bias, all this step's."""
+def _receiving_units(pop, t) -> list[int]:
+    """The units untagged input, analog current and bias reach at step t: all of them, but for a bif pair
+    under gated drive only the one in its non-spike phase (A = 0 in even periods t // K, B = 1 in odd)."""
+    if pop.kind == BIF.name and pop.drive == GATED:
+        return [(t // pop.phase_period) % 2]
+    return list(range(pop.units))
+
+
+def _integrate(network, pop, matrices, v, value, x, sk, t, receiving):
+    """v += incoming events (by the A/B wiring rule) + analog current + bias (from its onset), all this step's."""
     for q in network.incoming(pop.name):
         W = matrices[q.name][0]
         src_values = value[q.source]
         if q.source == network.input.name and x is not None:  # analog input: current W x, weighted by S_k
-            for u in range(pop.units):
+            for u in receiving:
                 v[pop.name][u] += W @ x * sk
             continue
         if pop.kind == BIF.name:
-            plain = src_values.get("out", 0)
-            v[pop.name][0] += W @ (src_values.get("B", 0) + plain)  # A units take B events
-            v[pop.name][1] += W @ (src_values.get("A", 0) + plain)  # B units take A events
+            silent = np.zeros(W.shape[1])
+            plain = src_values.get("out", silent)
+            v[pop.name][0] += W @ (src_values.get("B", silent) + (plain if 0 in receiving else silent))  # A takes B
+            v[pop.name][1] += W @ (src_values.get("A", silent) + (plain if 1 in receiving else silent))  # B takes A
         else:
             v[pop.name][0] += W @ sum(src_values.values())
-    v[pop.name] += pop.expand("bias") * sk
+    if t >= pop.bias_onset:
+        for u in receiving:
+            v[pop.name][u] += pop.expand("bias") * sk
 
 
 def _fire(pop, v, sk, t):
@@ -217,15 +222,17 @@ def _fire(pop, v, sk, t):
     return coefs, {tag: c * sk for tag, c in coefs.items()}
 
 
-def _max_gate(network, relay, matrices, coef, value, mass):
-    """Each window passes its winner's events of this step (winner: most spike mass so far, first on ties).
+def _max_gate(network, relay, matrices, coef, value, mass, worth):
+    """Each window passes its winner's events of this step (winner: most spike mass so far, or largest sum of
+    event values under rank = value; first on ties).
 
     A window's members are the nonzero entries of the max-pool's synapse-count row.
     """
     proj = network.incoming(relay.name)[0]
     src = network.population(proj.source)
     windows = matrices[proj.name][1] > 0
-    winners = [np.flatnonzero(row)[np.argmax(mass[src.name][np.flatnonzero(row)])] for row in windows]
+    rank = worth[src.name] if proj.rank == VALUE else mass[src.name]
+    winners = [np.flatnonzero(row)[np.argmax(rank[np.flatnonzero(row)])] for row in windows]
     return ({tag: c[winners] for tag, c in coef[src.name].items()},
             {tag: val[winners] for tag, val in value[src.name].items()})
 
@@ -240,7 +247,7 @@ def _projection_counts(network, q, S, coef, x):
         counts["input_macs_dense"] = int(fan_out.sum())
         return counts
     for tag, c in coef[q.source].items():
-        units = 2 if target.kind == BIF.name and tag == "out" else 1
+        units = 2 if target.kind == BIF.name and target.drive != GATED and tag == "out" else 1
         if q.kind in (AVGPOOL2D.name, MAXPOOL2D.name):
             counts["pool_ops"] += int(fan_out[c != 0].sum()) * (1 if q.kind == MAXPOOL2D.name else units)
         else:
@@ -249,8 +256,8 @@ def _projection_counts(network, q, S, coef, x):
     return counts
 
 
-def _predict(output, v, mass):
+def _predict(output, v, rank):
     if not output.fires:
         return int(np.argmax(v))
-    order = np.lexsort((np.arange(output.size), -v, -mass))  # mass, then larger v, then lower index
+    order = np.lexsort((np.arange(output.size), -v, -rank))  # rank (mass or value), then larger v, then lower index
     return int(order[0])

@@ -24,8 +24,9 @@ def dyadic(rng, shape, grain, low, high):
 
 
 class _Builder:
-    def __init__(self, rng, coding, bif, augmented, period):
+    def __init__(self, rng, coding, bif, augmented, period, v2_rng=None):
         self.rng, self.coding, self.bif, self.augmented, self.period = rng, coding, bif, augmented, period
+        self.v2 = v2_rng  # draws the version-2 rules (a stream of its own: version-1 networks stay as they were)
         self.pops: list[Population] = []
         self.projs: list[Projection] = []
 
@@ -55,6 +56,12 @@ class _Builder:
                 max_coeff=int(rng.choice([0, 1, 2, 3]) if self.augmented else 1),
             )
         fields.update(extra)
+        if self.v2 is not None and kind in ("if", "bif", "readout"):
+            fields["bias_onset"] = int(self.v2.choice([0, 0, 1, 3, 1000]))
+            if kind == "bif":
+                fields["drive"] = str(self.v2.choice(["split", "gated", "gated"]))
+            if fields.get("mode") == "spikes":
+                fields["rank"] = str(self.v2.choice(["mass", "value"]))
         self.pops.append(Population(**fields))
         return self.pops[-1]
 
@@ -100,7 +107,8 @@ class _Builder:
                          scale=float(rng.choice([1.0, 0.75])))
         else:
             target = self.add_population("relay", (c, *hw))
-            self.connect("maxpool2d", src, target, kernel=k, stride=stride, padding=padding)
+            rank = {} if self.v2 is None else {"rank": str(self.v2.choice(["mass", "value"]))}
+            self.connect("maxpool2d", src, target, kernel=k, stride=stride, padding=padding, **rank)
         return target
 
     def shortcut(self, src, target):
@@ -144,10 +152,12 @@ class _Builder:
 
 
 def random_network(seed: int, *, coding="rate", bif=False, augmented=True, period=None,
-                   readout_mode=None) -> Network:
-    """A random valid network. coding: rate, phase or mixed; bif: use bistable pairs and synchronous shortcuts."""
+                   readout_mode=None, version2=False) -> Network:
+    """A random valid network. coding: rate, phase or mixed; bif: use bistable pairs and synchronous shortcuts;
+    version2: draw the version-2 rules too (drive, bias_onset, rank on max-pools and spikes readouts)."""
     rng = np.random.default_rng(seed)
-    b = _Builder(rng, coding, bif, augmented, period or int(rng.integers(1, 4)))
+    v2_rng = np.random.default_rng(seed + 10**6) if version2 else None
+    b = _Builder(rng, coding, bif, augmented, period or int(rng.integers(1, 4)), v2_rng)
     shape = (int(rng.integers(1, 4)), int(rng.integers(4, 8)), int(rng.integers(4, 8)))
     current = b.add_population("input", shape, encoding="analog")
     for _ in range(int(rng.integers(1, 4))):

@@ -7,13 +7,16 @@ from evsim.simulate import simulate
 from netgen import random_inputs, random_network
 
 T = 12
-CONFIGS = {  # coding, bif pairs, encoder
-    "rate-analog": ("rate", False, "analog"),
-    "rate-bernoulli": ("rate", False, "bernoulli"),
-    "phase-analog": ("phase", False, "analog"),
-    "mixed-bif-phase-encoder": ("mixed", True, "phase"),
-    "phase-bif-analog": ("phase", True, "analog"),
-    "rate-bif-bernoulli": ("rate", True, "bernoulli"),
+CONFIGS = {  # coding, bif pairs, encoder, version-2 rules
+    "rate-analog": ("rate", False, "analog", False),
+    "rate-bernoulli": ("rate", False, "bernoulli", False),
+    "phase-analog": ("phase", False, "analog", False),
+    "mixed-bif-phase-encoder": ("mixed", True, "phase", False),
+    "phase-bif-analog": ("phase", True, "analog", False),
+    "rate-bif-bernoulli": ("rate", True, "bernoulli", False),
+    "v2-phase-bif-analog": ("phase", True, "analog", True),
+    "v2-mixed-bif-phase-encoder": ("mixed", True, "phase", True),
+    "v2-rate-bernoulli": ("rate", True, "bernoulli", True),
 }
 
 
@@ -32,8 +35,8 @@ def assert_same(got: dict, want: dict):
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("config", CONFIGS)
 def test_engine_equals_reference(config, seed):
-    coding, bif, encoder = CONFIGS[config]
-    network = random_network(seed, coding=coding, bif=bif)
+    coding, bif, encoder, version2 = CONFIGS[config]
+    network = random_network(seed, coding=coding, bif=bif, version2=version2)
     inputs = random_inputs(seed, network, 3, encoder)
     want = run_reference(network, inputs, T, encoder, seed)
     assert_same(engine_arrays(network, inputs, encoder, seed, dtype="float64"), want)
@@ -54,8 +57,8 @@ def test_networks_are_active():
 
 @pytest.mark.parametrize("config", ["rate-bernoulli", "mixed-bif-phase-encoder"])
 def test_results_do_not_depend_on_threads_or_batching(config):
-    coding, bif, encoder = CONFIGS[config]
-    network = random_network(3, coding=coding, bif=bif)
+    coding, bif, encoder, version2 = CONFIGS[config]
+    network = random_network(3, coding=coding, bif=bif, version2=version2)
     inputs = random_inputs(3, network, 9, encoder)
     one = engine_arrays(network, inputs, encoder, 5, threads=1, batch_size=9)
     assert_same(engine_arrays(network, inputs, encoder, 5, threads=2, batch_size=2), one)

@@ -3,7 +3,8 @@
 A delivery kernel takes a projection's record (evsim/engine/plan.py: where
 its data lie in the int pool `ints` and the float pool `floats`), the event
 slice `start..stop` of the event buffers `ev = (idx, coef, tag, val)`, and
-the target: its state vector `v` and where its units start. It adds
+the target: its state vector `v` and its `route` (`route_of`: where the
+units that take A, B and untagged events start). It adds
 `w * value` of each event to every unit the event reaches and counts, where
 the work happens, the unit updates it costs (fan-out x units reached).
 Indices are internal (channels-last) positions.
@@ -13,11 +14,13 @@ per-event dispatch over all kinds cost ~200 ns of call overhead per event.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from evsim import kinds
 from evsim.counters import AC_OPS, POOL_OPS, SCALED_OPS, TAG_A, TAG_B
 from evsim.engine.jit import kernel
 from evsim.engine.plan import (G_CIN, G_COLS, G_COUT, G_GROUPS, G_HIN, G_KH, G_KW, G_PH, G_PW, G_ROWS, G_SH, G_SW,
-                               G_WIN, G_WOUT, REC_FLOATS, REC_INTS, REC_KIND)
+                               G_WIN, G_WOUT, REC_FLOATS, REC_INTS, REC_KIND, REC_RANK)
 
 DENSE, CONV2D, AVGPOOL2D, IDENTITY, SPARSE = (kinds.DENSE.code, kinds.CONV2D.code, kinds.AVGPOOL2D.code,
                                               kinds.IDENTITY.code, kinds.SPARSE.code)
@@ -37,20 +40,30 @@ def add_scaled(target, source, value):
 
 
 @kernel
-def target_bases(tag, bif_target, a_base, b_base):
-    """Where an event's units start: (first, second or -1), by the A/B wiring rule.
+def route_of(unit_base, size, bif, gated, integrating):
+    """Where a target's events go, by the A/B wiring rule: (A events, B events, untagged, untagged also or -1).
 
-    A bif target's A units (at `a_base`) take B events, its B units (at
-    `b_base`) take A events, and untagged events reach both. Any other target
-    has one unit.
+    A bif target's A units (at `unit_base`) take B events, its B units (at
+    `unit_base + size`) take A events; untagged events reach both units
+    under `split` drive, and only the `integrating` unit (0 = A, 1 = B)
+    under `gated` drive. Any other target has one unit, which takes all.
     """
-    if not bif_target:
-        return a_base, -1
+    if not bif:
+        return unit_base, unit_base, unit_base, -1
+    a_base, b_base = unit_base, unit_base + size
+    if gated:
+        return b_base, a_base, a_base + integrating * size, -1
+    return b_base, a_base, a_base, b_base
+
+
+@kernel
+def target_bases(tag, route):
+    """Where an event's units start: (first, second or -1), from its tag and the target's `route_of`."""
     if tag == TAG_A:
-        return b_base, -1
+        return route[0], -1
     if tag == TAG_B:
-        return a_base, -1
-    return a_base, b_base
+        return route[1], -1
+    return route[2], route[3]
 
 
 @kernel
@@ -77,12 +90,12 @@ def window_entries(i, ints, g):
 
 
 @kernel
-def push_dense(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts):
+def push_dense(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     idx, coef, tag, val = ev
     woff = rec[REC_FLOATS]
     for e in range(start, stop):
         row = woff + idx[e] * n_out
-        first, second = target_bases(tag[e], bif_target, a_base, b_base)
+        first, second = target_bases(tag[e], route)
         add_scaled(v[first:first + n_out], floats[row:row + n_out], val[e])
         if second >= 0:
             add_scaled(v[second:second + n_out], floats[row:row + n_out], val[e])
@@ -90,7 +103,7 @@ def push_dense(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif
 
 
 @kernel
-def push_conv(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts):
+def push_conv(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """Conv2d from the kernel (weight sharing): per event and tap, a contiguous Cout/groups add."""
     idx, coef, tag, val = ev
     g, woff = rec[REC_INTS], rec[REC_FLOATS]
@@ -100,7 +113,7 @@ def push_conv(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_
     kh, kw, wout = ints[g + G_KH], ints[g + G_KW], ints[g + G_WOUT]
     for e in range(start, stop):
         c, rb, cb = window_entries(idx[e], ints, g)
-        first, second = target_bases(tag[e], bif_target, a_base, b_base)
+        first, second = target_bases(tag[e], route)
         shift = (c // cin_g) * cout_g
         taps = 0
         for a in range(ints[rb]):
@@ -116,14 +129,14 @@ def push_conv(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_
 
 
 @kernel
-def push_avgpool(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts):
+def push_avgpool(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """Average pool: `w * value` into every pooled neuron (same channel) whose window holds the event."""
     idx, coef, tag, val = ev
     g, pool_w = rec[REC_INTS], floats[rec[REC_FLOATS]]
     cin, wout = ints[g + G_CIN], ints[g + G_WOUT]
     for e in range(start, stop):
         c, rb, cb = window_entries(idx[e], ints, g)
-        first, second = target_bases(tag[e], bif_target, a_base, b_base)
+        first, second = target_bases(tag[e], route)
         add = pool_w * val[e]
         for a in range(ints[rb]):
             for b in range(ints[cb]):
@@ -135,7 +148,7 @@ def push_avgpool(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, b
 
 
 @kernel
-def push_sparse(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts):
+def push_sparse(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """CSR rows. At REC_INTS: the number of source neurons, their row pointers (and one more), then the
     target indices; the pointers index the targets and the weights (at REC_FLOATS) alike."""
     idx, coef, tag, val = ev
@@ -143,7 +156,7 @@ def push_sparse(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bi
     targets = ptr + ints[rec[REC_INTS]] + 1
     for e in range(start, stop):
         lo, hi = ints[ptr + idx[e]], ints[ptr + idx[e] + 1]
-        first, second = target_bases(tag[e], bif_target, a_base, b_base)
+        first, second = target_bases(tag[e], route)
         for k in range(lo, hi):
             j = ints[targets + k]
             v[first + j] += floats[woff + k] * val[e]
@@ -153,11 +166,11 @@ def push_sparse(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bi
 
 
 @kernel
-def push_identity(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts):
+def push_identity(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     idx, coef, tag, val = ev
     scale = floats[rec[REC_FLOATS]]
     for e in range(start, stop):
-        first, second = target_bases(tag[e], bif_target, a_base, b_base)
+        first, second = target_bases(tag[e], route)
         v[first + idx[e]] += scale * val[e]
         if second >= 0:
             v[second + idx[e]] += scale * val[e]
@@ -165,28 +178,29 @@ def push_identity(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, 
 
 
 @kernel
-def push(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts):
+def push(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """Deliver events `start..stop` through one projection into a membrane: a single dispatch on its kind."""
     kind = rec[REC_KIND]
     if kind == DENSE:
-        push_dense(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts)
+        push_dense(rec, ints, floats, ev, start, stop, v, n_out, route, counts)
     elif kind == CONV2D:
-        push_conv(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts)
+        push_conv(rec, ints, floats, ev, start, stop, v, n_out, route, counts)
     elif kind == AVGPOOL2D:
-        push_avgpool(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts)
+        push_avgpool(rec, ints, floats, ev, start, stop, v, n_out, route, counts)
     elif kind == SPARSE:
-        push_sparse(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts)
+        push_sparse(rec, ints, floats, ev, start, stop, v, n_out, route, counts)
     elif kind == IDENTITY:
-        push_identity(rec, ints, floats, ev, start, stop, v, n_out, a_base, b_base, bif_target, counts)
+        push_identity(rec, ints, floats, ev, start, stop, v, n_out, route, counts)
 
 
 # -- the spiking max gate ------------------------------------------------------------
 
 @kernel
-def maxpool_winner(mass, mbase, ints, g, c, yo, xo):
-    """Internal source index of the window's neuron with the most spike mass so far (ties: first in row-major)."""
+def maxpool_winner(mass, value, by_value, mbase, ints, g, c, yo, xo):
+    """Internal source index of the window's neuron ranked highest so far (ties: first in row-major):
+    by spike mass, or by the sum of its events' values."""
     cin, hin, win = ints[g + G_CIN], ints[g + G_HIN], ints[g + G_WIN]
-    best, best_mass = -1, -1
+    best, best_score = -1, -np.inf
     for ty in range(ints[g + G_KH]):
         y = yo * ints[g + G_SH] - ints[g + G_PH] + ty
         if y < 0 or y >= hin:
@@ -196,14 +210,16 @@ def maxpool_winner(mass, mbase, ints, g, c, yo, xo):
             if x < 0 or x >= win:
                 continue
             j = (y * win + x) * cin + c
-            if mass[mbase + j] > best_mass:
-                best, best_mass = j, mass[mbase + j]
+            score = value[mbase + j] if by_value else np.float64(mass[mbase + j])
+            if score > best_score:
+                best, best_score = j, score
     return best
 
 
 @kernel
-def gate_maxpool(rec, ints, ev, start, stop, mass, mbase, relay_base, relay_n, counts):
-    """Spiking max-pool: pass each event into every window it is in and wins (most spike mass so far).
+def gate_maxpool(rec, ints, ev, start, stop, mass, value, mbase, relay_base, relay_n, counts):
+    """Spiking max-pool: pass each event into every window it is in and wins (the largest rank so far:
+    spike mass, or the sum of its events' values under rank = value).
 
     Appends passed events to the relay's buffer at `relay_base + relay_n` and
     returns the new relay count; counts one pool op per (event, window) pair,
@@ -212,6 +228,7 @@ def gate_maxpool(rec, ints, ev, start, stop, mass, mbase, relay_base, relay_n, c
     idx, coef, tag, val = ev
     g = rec[REC_INTS]
     cin, wout = ints[g + G_CIN], ints[g + G_WOUT]
+    by_value = rec[REC_RANK] == 1
     for e in range(start, stop):
         i = idx[e]
         c, rb, cb = window_entries(i, ints, g)
@@ -219,7 +236,7 @@ def gate_maxpool(rec, ints, ev, start, stop, mass, mbase, relay_base, relay_n, c
         for a in range(ints[rb]):
             for b in range(ints[cb]):
                 out_row, out_col = ints[rb + 1 + 2 * a], ints[cb + 1 + 2 * b]
-                if maxpool_winner(mass, mbase, ints, g, c, out_row, out_col) == i:
+                if maxpool_winner(mass, value, by_value, mbase, ints, g, c, out_row, out_col) == i:
                     r = relay_base + relay_n
                     idx[r] = (out_row * wout + out_col) * cin + c
                     coef[r] = coef[e]

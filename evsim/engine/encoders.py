@@ -9,7 +9,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 from evsim.counters import TAG_NONE
-from evsim.engine.delivery import push
+from evsim.engine.delivery import push, route_of
 from evsim.engine.jit import kernel
 from evsim.engine.plan import REC_SRC, REC_TGT
 from evsim.kinds import BERNOULLI, BIF, ENCODER_CODES, INPUT
@@ -99,7 +99,8 @@ def analog_current(plan, x, current, input_ops):
         ops = np.zeros((2, 3), dtype=np.int64)  # nonzero pixels, zero pixels; ac / scaled / pool slots
         for part in range(2):
             start, stop = (0, n_nonzero) if part == 0 else (n_nonzero, n)
-            push(rec, plan.ints, plan.floats, ev, start, stop, current, plan.pop_size[r], plan.pop_soff[r],
-                 plan.pop_soff[r] + plan.pop_size[r], plan.pop_kind[r] == BIF_CODE, ops[part])
+            # the current of both units of a bif pair (a gated pair integrates one at a time: neurons.integrate)
+            route = route_of(plan.pop_soff[r], plan.pop_size[r], plan.pop_kind[r] == BIF_CODE, False, 0)
+            push(rec, plan.ints, plan.floats, ev, start, stop, current, plan.pop_size[r], route, ops[part])
         input_ops[q, 0] = ops[0].sum() // plan.pop_units[r]
         input_ops[q, 1] = ops.sum() // plan.pop_units[r]

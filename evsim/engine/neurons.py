@@ -21,13 +21,26 @@ def step_weight(phase, period, t):
 
 
 @kernel
-def integrate(v, current, bias, soff, noff, size, units, analog, biased, sk):
-    """Add this step's analog current and bias, weighted by S_k, to every unit (A and B alike)."""
-    if analog:
-        add_scaled(v[soff:soff + size * units], current[soff:soff + size * units], sk)
-    if biased:
-        for u in range(units):
-            add_scaled(v[soff + u * size:soff + (u + 1) * size], bias[noff:noff + size], sk)
+def integrating_units(units, gated, period, t):
+    """The units that take this step's untagged input and bias: (first, count).
+
+    Every unit, but for a bif pair under gated drive only the one in its
+    non-spike phase: A when t // K is even, B when it is odd.
+    """
+    if gated:
+        return (t // period) % 2, 1
+    return 0, units
+
+
+@kernel
+def integrate(v, current, bias, soff, noff, size, first, count, analog, biased, sk):
+    """Add this step's analog current and bias, weighted by S_k, to units first..first+count-1 (A = 0, B = 1)."""
+    for u in range(first, first + count):
+        base = soff + u * size
+        if analog:
+            add_scaled(v[base:base + size], current[base:base + size], sk)
+        if biased:
+            add_scaled(v[base:base + size], bias[noff:noff + size], sk)
 
 
 @kernel

@@ -33,9 +33,9 @@ from evsim import kinds
 from evsim.geometry import axis_hits
 from evsim.network import Network, Population, Projection
 
-# Fields of a projection record (a row of Plan.proj_rec).
-REC_KIND, REC_SRC, REC_TGT, REC_INTS, REC_FLOATS = range(5)
-RECORD_FIELDS = 5
+# Fields of a projection record (a row of Plan.proj_rec). REC_RANK: a max gate ranks by value (1) or mass (0).
+REC_KIND, REC_SRC, REC_TGT, REC_INTS, REC_FLOATS, REC_RANK = range(6)
+RECORD_FIELDS = 6
 # The geometry header of a windowed projection, at its REC_INTS offset: input and output [C, H, W]
 # (vectors as [N, 1, 1]), kernel, stride, padding, dilation, groups, and the absolute offsets in `ints`
 # of its row and column hit tables (evsim.geometry.axis_hits).
@@ -58,7 +58,10 @@ class Plan(NamedTuple):
     pop_max_coeff: np.ndarray  # [P] 1 binary/ternary, M > 1 bounded, 0 unbounded
     pop_has_neg: np.ndarray   # [P] 1 if a negative threshold is set
     pop_fires: np.ndarray     # [P] 1 if the population compares against thresholds
-    pop_bias_units: np.ndarray  # [P] units with a nonzero bias (bias_ops per step)
+    pop_bias_neurons: np.ndarray  # [P] neurons with a nonzero bias
+    pop_bias_onset: np.ndarray  # [P] first step whose bias is added
+    pop_gated: np.ndarray     # [P] 1 for a bif pair whose untagged input and bias reach only its integrating unit
+    pop_rank_value: np.ndarray  # [P] 1 for a spikes readout that ranks by the values of its events
     pop_fed_by_input: np.ndarray  # [P] 1 if an input projection targets it
     out_ptr: np.ndarray       # [P + 1] CSR of outgoing projections
     out_proj: np.ndarray      # projection ids
@@ -99,14 +102,14 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
 
     neurons = {name: np.concatenate([p.expand(name)[chw] for p, chw in zip(pops, order)])
                for name in kinds.NEURON_PARAMETERS}
-    bias_units = np.array([np.count_nonzero(p.expand("bias")) * p.units for p in pops], dtype=np.int64)
+    bias_neurons = np.array([np.count_nonzero(p.expand("bias")) for p in pops], dtype=np.int64)
 
     records = np.zeros((len(network.projections), RECORD_FIELDS), dtype=np.int64)
     int_pool, float_pool = _Pool(), _Pool()
     for q, proj in enumerate(network.projections):
         s, r = index[proj.source], index[proj.target]
         ints, floats = _lower(proj, pops[s], pops[r], order[s], order[r], len(int_pool))
-        records[q] = (proj.spec.code, s, r, int_pool.add(ints), float_pool.add(floats))
+        records[q] = (proj.spec.code, s, r, int_pool.add(ints), float_pool.add(floats), proj.rank == kinds.VALUE)
 
     src_of = records[:, REC_SRC]
     out_proj = np.argsort(src_of, kind="stable").astype(np.int64)
@@ -131,7 +134,10 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
         pop_max_coeff=ints([p.max_coeff for p in pops]),
         pop_has_neg=ints([p.theta_neg is not None for p in pops]),
         pop_fires=ints([p.fires for p in pops]),
-        pop_bias_units=bias_units,
+        pop_bias_neurons=bias_neurons,
+        pop_bias_onset=ints([p.bias_onset for p in pops]),
+        pop_gated=ints([p.drive == kinds.GATED for p in pops]),
+        pop_rank_value=ints([p.rank == kinds.VALUE for p in pops]),
         pop_fed_by_input=fed,
         out_ptr=out_ptr,
         out_proj=out_proj,

@@ -28,10 +28,10 @@ import numpy as np
 from evsim import kinds
 from evsim.counters import (BIAS_OPS, EVENTS, EVENTS_A, EVENTS_B, INPUT_MACS, INPUT_MACS_DENSE, MASS, MASS_A,
                             MASS_B, NEURON_UPDATES, TAG_A, TAG_B, TAG_NONE)
-from evsim.engine.delivery import gate_maxpool, push
+from evsim.engine.delivery import gate_maxpool, push, route_of
 from evsim.engine.encoders import analog_current, encode
 from evsim.engine.jit import kernel, parallel_kernel
-from evsim.engine.neurons import fire, integrate, step_weight
+from evsim.engine.neurons import fire, integrate, integrating_units, step_weight
 from evsim.engine.plan import REC_KIND, REC_TGT
 
 INPUT, BIF, RELAY = kinds.INPUT.code, kinds.BIF.code, kinds.RELAY.code
@@ -48,8 +48,8 @@ def firing_unit(kind, period, t):
 
 
 @kernel
-def record_events(ev, start, stop, mass, noff, size, counts, record, spike_coef, spike_val):
-    """Count emitted events (A and B apart), add their mass to their neurons, record them if asked."""
+def record_events(ev, start, stop, mass, value, noff, size, counts, record, spike_coef, spike_val):
+    """Count emitted events (A and B apart), add their mass and value to their neurons, record them if asked."""
     ev_idx, ev_coef, ev_tag, ev_val = ev
     for e in range(start, stop):
         i, m, tag = ev_idx[e], abs(ev_coef[e]), ev_tag[e]
@@ -62,6 +62,7 @@ def record_events(ev, start, stop, mass, noff, size, counts, record, spike_coef,
             counts[EVENTS_B] += 1
             counts[MASS_B] += m
         mass[noff + i] += m
+        value[noff + i] += ev_val[e]
         if record:
             slot = 2 * noff + (size if tag == TAG_B else 0) + i
             spike_coef[slot] = ev_coef[e]
@@ -69,13 +70,13 @@ def record_events(ev, start, stop, mass, noff, size, counts, record, spike_coef,
 
 
 @kernel
-def deliver(p, out_ptr, out_proj, proj_rec, ints, floats, pop_kind, size, soff, noff, ev, ev_n, v, mass,
-            proj_counts):
+def deliver(p, t, out_ptr, out_proj, proj_rec, ints, floats, pop_kind, size, soff, noff, gated, period, ev, ev_n, v,
+            mass, value, proj_counts):
     """Push population p's events of this step through each of its outgoing projections.
 
     A max-pool passes the winners' events on into its relay's event slots
     (the relay fires them in its own turn); every other kind adds them to
-    its target's membrane.
+    its target's membrane, by the target's A/B wiring (`route_of`).
     """
     start = 2 * noff[p]
     stop = start + ev_n[p]
@@ -84,22 +85,26 @@ def deliver(p, out_ptr, out_proj, proj_rec, ints, floats, pop_kind, size, soff, 
         rec = proj_rec[q]
         r = rec[REC_TGT]
         if rec[REC_KIND] == MAXPOOL2D:
-            ev_n[r] = gate_maxpool(rec, ints, ev, start, stop, mass, noff[p], 2 * noff[r], ev_n[r], proj_counts[q])
+            ev_n[r] = gate_maxpool(rec, ints, ev, start, stop, mass, value, noff[p], 2 * noff[r], ev_n[r],
+                                   proj_counts[q])
         else:
-            push(rec, ints, floats, ev, start, stop, v, size[r], soff[r], soff[r] + size[r], pop_kind[r] == BIF,
-                 proj_counts[q])
+            integrating, _ = integrating_units(2, gated[r], period[r], t)
+            route = route_of(soff[r], size[r], pop_kind[r] == BIF, gated[r] == 1, integrating)
+            push(rec, ints, floats, ev, start, stop, v, size[r], route, proj_counts[q])
 
 
 @kernel
-def predict(v, mass, soff, noff, order, by_mass):
-    """argmax over the output (C-major `order`) of potential, or of spike mass then potential; ties: lower index."""
+def predict(v, mass, value, soff, noff, order, by_spikes, by_value):
+    """argmax over the output (C-major `order`) of potential, or of spike mass (or value) then potential;
+    ties: lower index."""
     best = 0
     for j in range(1, order.size):
         a, b = order[j], order[best]
         va, vb = v[soff + a], v[soff + b]
-        if by_mass:
-            ma, mb = mass[noff + a], mass[noff + b]
-            if ma > mb or (ma == mb and va > vb):
+        if by_spikes:
+            ra = value[noff + a] if by_value else np.float64(mass[noff + a])
+            rb = value[noff + b] if by_value else np.float64(mass[noff + b])
+            if ra > rb or (ra == rb and va > vb):
                 best = j
         elif va > vb:
             best = j
@@ -144,6 +149,7 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
     current = np.zeros(n_units, dtype=plan.floats.dtype)
     discharged = np.zeros(n_units, dtype=np.float64)
     mass = np.zeros(n_neurons, dtype=np.int64)
+    value = np.zeros(n_neurons, dtype=np.float64)  # sum of the events' values c * S_k (dyadic: exact)
     # Event buffers: 2 slots per neuron (a bif pair, or a relay fed by one, can pass A and B).
     ev = (np.empty(2 * n_neurons, dtype=np.int64), np.empty(2 * n_neurons, dtype=np.int64),
           np.empty(2 * n_neurons, dtype=np.int64), np.empty(2 * n_neurons, dtype=plan.floats.dtype))
@@ -169,10 +175,12 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
                     weight = step_weight(True, plan.pop_period[p], t) if encoder == PHASE_ENCODER else sk
                     ev_n[p] = encode(encoder, x, plan.input_chw, plan.pop_period[p], sample, seed, t, weight, ev, ebase)
             elif kind[p] != RELAY:  # a relay's events were placed by its max-pool gate
-                # 1. integrate
-                integrate(v, current, plan.bias, soff[p], noff[p], size[p], units[p],
-                          analog and plan.pop_fed_by_input[p] == 1, plan.pop_bias_units[p] > 0, sk)
-                pop_counts[t, p, BIAS_OPS] = plan.pop_bias_units[p]
+                # 1. integrate (a gated bif pair: its non-spiking unit only); the bias from its onset
+                first, count = integrating_units(units[p], plan.pop_gated[p], plan.pop_period[p], t)
+                biased = plan.pop_bias_neurons[p] > 0 and t >= plan.pop_bias_onset[p]
+                integrate(v, current, plan.bias, soff[p], noff[p], size[p], first, count,
+                          analog and plan.pop_fed_by_input[p] == 1, biased, sk)
+                pop_counts[t, p, BIAS_OPS] = plan.pop_bias_neurons[p] * count if biased else 0
                 # 2. fire and reset: a bif unit outside its spike phase integrates but neither compares nor resets
                 if plan.pop_fires[p]:
                     unit, tag = firing_unit(kind[p], plan.pop_period[p], t)
@@ -180,15 +188,16 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
                                    size[p], plan.pop_has_neg[p], plan.pop_max_coeff[p], sk, tag, ev, ebase, 0)
                     pop_counts[t, p, NEURON_UPDATES] = size[p]
             # 3. record
-            record_events(ev, ebase, ebase + ev_n[p], mass, noff[p], size[p], pop_counts[t, p],
+            record_events(ev, ebase, ebase + ev_n[p], mass, value, noff[p], size[p], pop_counts[t, p],
                           record_spikes, spike_coef[t if record_spikes else 0], spike_val[t if record_spikes else 0])
             # 4. deliver
-            deliver(p, plan.out_ptr, plan.out_proj, plan.proj_rec, plan.ints, plan.floats, kind, size, soff, noff,
-                    ev, ev_n, v, mass, proj_counts[t])
+            deliver(p, t, plan.out_ptr, plan.out_proj, plan.proj_rec, plan.ints, plan.floats, kind, size, soff, noff,
+                    plan.pop_gated, plan.pop_period, ev, ev_n, v, mass, value, proj_counts[t])
         row = t if trace else 0
         record_readout(v, discharged, plan.v_init, mass, soff[out], noff[out], order, readout_v[row],
                        readout_mass[row], readout_drive[t])
-        pred[t] = predict(v, mass, soff[out], noff[out], order, plan.pop_fires[out] == 1)
+        pred[t] = predict(v, mass, value, soff[out], noff[out], order, plan.pop_fires[out] == 1,
+                          plan.pop_rank_value[out] == 1)
 
 
 @parallel_kernel
