@@ -106,7 +106,7 @@ def test_writer_stores_float32_when_exact_else_float64(tmp_path):
     net = net.replace(populations=pops)
     write_network(tmp_path / "net.h5", net)
     with h5py.File(tmp_path / "net.h5") as f:
-        assert f.attrs["format"] == FORMAT_NAME and f.attrs["format_version"] == FORMAT_VERSION
+        assert f.attrs["format"] == FORMAT_NAME and f.attrs["format_version"] == 1  # no version-2 attribute used
         assert f["/populations/c1/v_init"].dtype == np.float64  # 0.1 is not a float32
         assert f["/populations/c1/theta_pos"].dtype == np.float32
         assert f["/populations/c1/theta_neg"].shape == ()  # compact form kept
@@ -271,8 +271,8 @@ RULES = [
     ("format other", set_attr("/", "format", "anndata"), "/", r"not an evsim file \(attribute format is 'anndata'"),
     ("version missing", del_attr("/", "format_version"), "/", r"missing attribute 'format_version'"),
     ("version not integer", set_attr("/", "format_version", 1.0), "/", r"'format_version' must be an integer"),
-    ("version newer", set_attr("/", "format_version", 2), "/",
-     r"format_version 2 is newer than this evsim reads \(1\); upgrade evsim"),
+    ("version newer", set_attr("/", "format_version", FORMAT_VERSION + 1), "/",
+     rf"format_version {FORMAT_VERSION + 1} is newer than this evsim reads \({FORMAT_VERSION}\); upgrade evsim"),
     ("version unknown", set_attr("/", "format_version", 0), "/", r"not a version that ever existed"),
     ("unknown root attribute", set_attr("/", "creator", "x"), "/", r"unknown attribute 'creator'"),
     ("unknown root member", put("/extra", [1.0]), "/extra", r"unknown member"),
