@@ -1,5 +1,5 @@
-"""The version-1 file format (docs/format.md): conformance files, round trip,
-the saved example file, and one hostile file per rule the reader enforces."""
+"""The file format, versions 1 and 2 (docs/format.md): conformance files, round trip,
+the writer's version, the saved example files, and one hostile file per rule the reader enforces."""
 import dataclasses
 import re
 import shutil
@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from evsim.errors import FormatError
+from evsim.kinds import POPULATION_ATTRIBUTES, POPULATION_KINDS, PROJECTION_ATTRIBUTES, PROJECTION_KINDS
 from evsim.network import AnnInfo, Network, Population, Projection, Samples
 from evsim.weights_io import FORMAT_NAME, FORMAT_VERSION, FormatLimits, read_network, write_network
 
 EXAMPLE_V1 = Path(__file__).parent / "data" / "example_v1.h5"
+EXAMPLE_V2 = Path(__file__).parent / "data" / "example_v2.h5"
+V2_ATTRIBUTES = ("rank", "drive", "bias_onset")
 
 
 def assert_same(a, b, where="network"):
@@ -106,7 +109,7 @@ def test_writer_stores_float32_when_exact_else_float64(tmp_path):
     net = net.replace(populations=pops)
     write_network(tmp_path / "net.h5", net)
     with h5py.File(tmp_path / "net.h5") as f:
-        assert f.attrs["format"] == FORMAT_NAME and f.attrs["format_version"] == FORMAT_VERSION
+        assert f.attrs["format"] == FORMAT_NAME and f.attrs["format_version"] == 1  # no version-2 attribute used
         assert f["/populations/c1/v_init"].dtype == np.float64  # 0.1 is not a float32
         assert f["/populations/c1/theta_pos"].dtype == np.float32
         assert f["/populations/c1/theta_neg"].shape == ()  # compact form kept
@@ -156,6 +159,176 @@ def test_reads_saved_version_1_example():
     assert net.ann.lambdas.tolist() == [1.0, 2.0, 4.0] and np.array_equal(net.ann.outputs, ramp(4, 3))
     assert net.meta == {"method": "rate-norm", "percentile": 99.9, "dataset": "synthetic",
                         "note": "evsim format version 1 example file"}
+
+
+# -- the saved version-2 example -----------------------------------------------
+
+
+def test_reads_saved_version_2_example():
+    with h5py.File(EXAMPLE_V2) as f:
+        assert f.attrs["format_version"] == 2
+    net = read_network(EXAMPLE_V2)
+    assert net.producer == "evsim tests/data/make_example_v2.py"
+    assert [(p.name, p.kind, p.shape) for p in net.populations] == [
+        ("in", "input", (1, 4, 4)), ("b1", "bif", (2, 4, 4)), ("r", "relay", (2, 2, 2)), ("h", "if", (4,)),
+        ("out", "readout", (3,)),
+    ]
+    b1, h, out = (net.population(n) for n in ("b1", "h", "out"))
+    # every version-2 attribute, each with a value other than its default
+    assert (b1.drive, b1.bias_onset, h.bias_onset) == ("gated", 2, 4)
+    assert (out.mode, out.rank, out.bias_onset, out.max_coeff) == ("spikes", "value", 6, 2)
+    mp = next(q for q in net.projections if q.name == "mp")
+    assert (mp.kind, mp.rank, mp.kernel, mp.stride) == ("maxpool2d", "value", (2, 2), (2, 2))
+    # where an attribute is not written, the reader gives its default
+    assert (h.drive, net.population("in").bias_onset, net.population("r").bias_onset) == ("split", 0, 0)
+    assert all(q.rank == "mass" for q in net.projections if q.name != "mp")
+    # and the version-1 fields around them
+    assert (b1.coding, b1.phase_period, b1.theta_pos.tolist(), b1.bias.tolist()) == ("phase", 2, [1.0, 0.5], [0.125, -0.125])
+    assert (h.theta_pos, h.theta_neg, h.bias) == (1.0, -1.0, 0.0625)
+    assert out.theta_pos == 0.5 and out.bias.tolist() == [0.0, 0.0625, -0.0625]
+    assert [q.name for q in net.projections] == ["conv", "mp", "fc", "fc2"]
+    conv, fc, fc2 = (next(q for q in net.projections if q.name == n) for n in ("conv", "fc", "fc2"))
+    assert conv.padding == (1, 1) and np.array_equal(conv.weight, ramp(2, 1, 3, 3))
+    assert np.array_equal(fc.weight, ramp(4, 8)) and np.array_equal(fc2.weight, ramp(3, 4))
+    assert net.output == "out" and net.output_scale is None and net.ann is None
+    assert np.array_equal(net.samples.inputs.reshape(-1), (np.arange(48) % 17) / 16)
+    assert net.samples.labels.tolist() == [2, 0, 1]
+    assert net.meta == {"method": "bsnn", "K": 2, "dataset": "synthetic", "note": "evsim format version 2 example file"}
+
+
+def contents(path: Path) -> dict:
+    """What a file holds: every object's attributes (stored type and value) and every dataset's type, shape and data."""
+    found = {}
+
+    def record(name, obj):
+        attrs = {key: (str(obj.attrs.get_id(key).dtype), np.asarray(obj.attrs[key]).tolist()) for key in obj.attrs}
+        data = (str(obj.dtype), obj.shape, obj[()].tobytes()) if isinstance(obj, h5py.Dataset) else None
+        found[name] = (attrs, data)
+
+    with h5py.File(path) as f:
+        record("/", f)
+        f.visititems(record)
+    return found
+
+
+@pytest.mark.parametrize("example", [EXAMPLE_V1, EXAMPLE_V2], ids=["v1", "v2"])
+def test_rewriting_a_saved_example_gives_the_same_file(example, tmp_path):
+    """The writer writes the lowest version that holds a network, so a version-1 network is still written as the
+    version-1 file it was (same attributes, same types, same data), and the version-2 example as itself."""
+    write_network(tmp_path / "copy.h5", read_network(example))
+    assert contents(tmp_path / "copy.h5") == contents(example)
+
+
+# -- version 2: what the writer writes, what the reader accepts ------------------
+
+
+def changed(net: Network, name: str, **fields) -> Network:
+    """`net` with the population or projection `name` given `fields`."""
+    def edit(element):
+        return dataclasses.replace(element, **fields) if element.name == name else element
+    return net.replace(populations=tuple(map(edit, net.populations)), projections=tuple(map(edit, net.projections)))
+
+
+SPIKES_OUT = {"mode": "spikes", "theta_pos": np.array(1.0)}
+#: Each version-2 attribute with a value other than its default, on an element of small_network that has it
+V2_SETTINGS = [
+    ("mp", {"rank": "value"}),
+    ("out", {**SPIKES_OUT, "rank": "value"}),
+    ("h", {"drive": "gated"}),
+    ("h", {"bias_onset": 2}),
+    ("c1", {"bias_onset": 2**40}),  # past any T: no bias at all, still a valid onset
+    ("out", {"bias_onset": 5}),
+]
+
+
+def file_attributes(path: Path) -> set[tuple[str, str]]:
+    """(HDF5 path, attribute name) of every version-2 attribute in the file."""
+    with h5py.File(path) as f:
+        return {(obj.name, key) for group in ("populations", "projections") for obj in f[group].values()
+                for key in obj.attrs if key in V2_ATTRIBUTES}
+
+
+def written_version(path: Path) -> int:
+    with h5py.File(path) as f:
+        return int(f.attrs["format_version"])
+
+
+def test_kind_table_versions_are_ones_this_module_reads_and_writes():
+    for spec in (*POPULATION_KINDS.values(), *PROJECTION_KINDS.values()):
+        for attr in POPULATION_ATTRIBUTES + PROJECTION_ATTRIBUTES + spec.attributes:
+            assert 1 <= attr.since <= FORMAT_VERSION, (spec.name, attr.name)
+            assert attr.when is None or attr.meaning, (spec.name, attr.name)  # the error message names the condition
+
+
+def test_network_using_no_version_2_attribute_is_written_as_version_1(tmp_path):
+    write_network(tmp_path / "net.h5", small_network())
+    assert written_version(tmp_path / "net.h5") == 1 and file_attributes(tmp_path / "net.h5") == set()
+
+
+def test_network_using_every_version_2_attribute_round_trips_as_version_2(tmp_path):
+    net = small_network()
+    for name, fields in V2_SETTINGS:
+        net = changed(net, name, **fields)
+    assert_same(round_trip(net, tmp_path / "net.h5"), net)
+    assert written_version(tmp_path / "net.h5") == 2
+    # only the values other than their defaults are written: out has rank but no drive, mp has rank, h both
+    assert file_attributes(tmp_path / "net.h5") == {
+        ("/projections/mp", "rank"), ("/populations/out", "rank"), ("/populations/h", "drive"),
+        ("/populations/h", "bias_onset"), ("/populations/c1", "bias_onset"), ("/populations/out", "bias_onset")}
+
+
+@pytest.mark.parametrize("name, fields", V2_SETTINGS, ids=[f"{n}.{list(f)[-1]}" for n, f in V2_SETTINGS])
+def test_one_version_2_attribute_makes_a_version_2_file(tmp_path, name, fields):
+    net = changed(small_network(), name, **fields)
+    assert_same(round_trip(net, tmp_path / "net.h5"), net)
+    assert written_version(tmp_path / "net.h5") == 2
+    h5path = f"/{'projections' if name == 'mp' else 'populations'}/{name}"
+    assert file_attributes(tmp_path / "net.h5") == {(h5path, list(fields)[-1])}
+
+
+def test_version_2_defaults_keep_a_network_at_version_1(tmp_path):
+    """Version-2 fields at their defaults (rank = mass on a spikes readout too) are not written."""
+    net = changed(small_network(), "out", **SPIKES_OUT, rank="mass", bias_onset=0)
+    net = changed(changed(net, "h", drive="split", bias_onset=0), "mp", rank="mass")
+    assert_same(round_trip(net, tmp_path / "net.h5"), net)
+    assert written_version(tmp_path / "net.h5") == 1 and file_attributes(tmp_path / "net.h5") == set()
+
+
+def test_field_where_the_format_does_not_define_it_is_not_written(tmp_path):
+    """rank on a potential readout means nothing (no engine reads it) and the reader would refuse it: the writer
+    leaves it out, as it leaves out a threshold given to an input, and the file stays version 1."""
+    net = changed(small_network(), "out", rank="value")
+    assert round_trip(net, tmp_path / "net.h5").population("out").rank == "mass"
+    assert written_version(tmp_path / "net.h5") == 1 and file_attributes(tmp_path / "net.h5") == set()
+
+
+def version_2(*mutations):
+    """Declare the file version 2, then mutate it."""
+    return each(set_attr("/", "format_version", 2), *mutations)
+
+
+def spikes_readout(h5path):
+    return each(set_attr(h5path, "mode", "spikes"), put(f"{h5path}/theta_pos", 1.0))
+
+
+def test_version_2_reader_accepts_explicit_defaults(valid_file):
+    explicit = [set_attr("/projections/mp", "rank", "mass"), set_attr("/populations/h", "drive", "split")]
+    explicit += [set_attr(f"/populations/{name}", "bias_onset", 0) for name in ("c1", "a", "h", "h2", "out")]
+    assert_same(read_network(mutated(valid_file, version_2(*explicit))), small_network())
+
+
+def test_version_2_reader_reads_rank_on_a_spikes_readout(valid_file):
+    path = mutated(valid_file, version_2(spikes_readout("/populations/out"), set_attr("/populations/out", "rank", "value")))
+    out = read_network(path).population("out")
+    assert (out.mode, out.rank) == ("spikes", "value")
+
+
+@pytest.mark.parametrize("onset", [np.uint8(3), np.int32(7), np.int64(2**62), np.uint64(2**63 - 1), np.array([9])],
+                         ids=["uint8", "int32", "2^62", "int64 max as uint64", "shape (1,)"])
+def test_bias_onset_is_any_integer_at_least_0(valid_file, onset):
+    """Any integer type, of any width, that fits int64; an onset past any T is valid (it means no bias)."""
+    path = mutated(valid_file, version_2(set_attr("/populations/h", "bias_onset", onset)))
+    assert read_network(path).population("h").bias_onset == int(np.asarray(onset).reshape(-1)[0])
 
 
 # -- hostile files: one per rule ---------------------------------------------------
@@ -271,8 +444,8 @@ RULES = [
     ("format other", set_attr("/", "format", "anndata"), "/", r"not an evsim file \(attribute format is 'anndata'"),
     ("version missing", del_attr("/", "format_version"), "/", r"missing attribute 'format_version'"),
     ("version not integer", set_attr("/", "format_version", 1.0), "/", r"'format_version' must be an integer"),
-    ("version newer", set_attr("/", "format_version", 2), "/",
-     r"format_version 2 is newer than this evsim reads \(1\); upgrade evsim"),
+    ("version newer", set_attr("/", "format_version", FORMAT_VERSION + 1), "/",
+     rf"format_version {FORMAT_VERSION + 1} is newer than this evsim reads \({FORMAT_VERSION}\); upgrade evsim"),
     ("version unknown", set_attr("/", "format_version", 0), "/", r"not a version that ever existed"),
     ("unknown root attribute", set_attr("/", "creator", "x"), "/", r"unknown attribute 'creator'"),
     ("unknown root member", put("/extra", [1.0]), "/extra", r"unknown member"),
@@ -420,6 +593,63 @@ RULES = [
     ("meta not JSON", set_attr("/meta", "conversion", "rate-norm"), "/meta", r"'conversion' is not valid JSON"),
     ("meta not an object", set_attr("/meta", "conversion", "[1, 2]"), "/meta", r"must be a JSON object, not list"),
     ("meta text not a string", set_attr("/meta", "conversion", 3), "/meta", r"'conversion' must be a string"),
+    # version 2: a version-2 attribute in a version-1 file (the base file is version 1), even at its default
+    ("rank in a version-1 file", set_attr(f"{Q}/mp", "rank", "value"), f"{Q}/mp",
+     r"^attribute 'rank' is a version-2 attribute; this file declares format_version 1$"),
+    ("drive in a version-1 file", set_attr(f"{P}/h", "drive", "gated"), f"{P}/h",
+     r"^attribute 'drive' is a version-2 attribute; this file declares format_version 1$"),
+    ("bias_onset in a version-1 file", set_attr(f"{P}/c1", "bias_onset", 0), f"{P}/c1",
+     r"^attribute 'bias_onset' is a version-2 attribute; this file declares format_version 1$"),
+    ("rank on a spikes readout in a version-1 file", each(spikes_readout(f"{P}/out"), set_attr(f"{P}/out", "rank", "value")),
+     f"{P}/out", r"^attribute 'rank' is a version-2 attribute; this file declares format_version 1$"),
+    # version 2: wrong type
+    ("bias_onset real", version_2(set_attr(f"{P}/c1", "bias_onset", 1.5)), f"{P}/c1",
+     r"attribute 'bias_onset' must be an integer; found float64 of shape \(\)"),
+    ("bias_onset integral real", version_2(set_attr(f"{P}/c1", "bias_onset", 2.0)), f"{P}/c1",
+     r"attribute 'bias_onset' must be an integer; found float64"),
+    ("bias_onset string", version_2(set_attr(f"{P}/out", "bias_onset", "3")), f"{P}/out",
+     r"attribute 'bias_onset' must be an integer; found string of shape \(\)"),
+    ("bias_onset array", version_2(set_attr(f"{P}/h", "bias_onset", [1, 2])), f"{P}/h",
+     r"attribute 'bias_onset' must be an integer; found int64 of shape \(2,\)"),
+    ("bias_onset negative", version_2(set_attr(f"{P}/h", "bias_onset", -1)), f"{P}/h",
+     r"attribute 'bias_onset' is \[-1\]; every entry must be >= 0"),
+    ("rank number", version_2(set_attr(f"{Q}/mp", "rank", 1)), f"{Q}/mp", r"attribute 'rank' must be a string; found int64"),
+    ("drive array", version_2(set_attr(f"{P}/h", "drive", ["split", "gated"])), f"{P}/h",
+     r"attribute 'drive' must be a string; found string of shape \(2,\)"),
+    # version 2: unknown value (strings are case-sensitive)
+    ("rank capitalised", version_2(set_attr(f"{Q}/mp", "rank", "Value")), f"{Q}/mp",
+     r"^unknown rank 'Value' \(version 2 knows mass, value; strings are case-sensitive\)$"),
+    ("rank unknown", version_2(set_attr(f"{Q}/mp", "rank", "rate")), f"{Q}/mp",
+     r"^unknown rank 'rate' \(version 2 knows mass, value\)$"),
+    ("readout rank unknown", version_2(spikes_readout(f"{P}/out"), set_attr(f"{P}/out", "rank", "max")), f"{P}/out",
+     r"^unknown rank 'max' \(version 2 knows mass, value\)$"),
+    ("drive unknown", version_2(set_attr(f"{P}/h", "drive", "both")), f"{P}/h",
+     r"^unknown drive 'both' \(version 2 knows split, gated\)$"),
+    ("drive capitalised", version_2(set_attr(f"{P}/h", "drive", "GATED")), f"{P}/h", r"strings are case-sensitive"),
+    # version 2: where the format does not define the attribute (its condition, or another kind)
+    ("rank on a potential readout", version_2(set_attr(f"{P}/out", "rank", "value")), f"{P}/out",
+     r"^attribute 'rank' is defined only for a readout in spikes mode, which out is not$"),
+    ("rank mass on a potential readout", version_2(set_attr(f"{P}/out", "rank", "mass")), f"{P}/out",
+     r"^attribute 'rank' is defined only for a readout in spikes mode"),
+    ("rank on a readout without mode", version_2(del_attr(f"{P}/out", "mode"), set_attr(f"{P}/out", "rank", "value")),
+     f"{P}/out", r"^attribute 'rank' is defined only for a readout in spikes mode"),
+    ("rank on a dense projection", version_2(set_attr(f"{Q}/fc", "rank", "value")), f"{Q}/fc",
+     r"^unknown attribute 'rank' \(allowed here: kind, source, target, scale\); rank is an attribute of readout "
+     r"populations and maxpool2d projections, since format version 2$"),
+    ("rank on an avgpool2d", version_2(set_attr(f"{Q}/pool", "rank", "value")), f"{Q}/pool", r"unknown attribute 'rank'"),
+    ("rank on a bif population", version_2(set_attr(f"{P}/h", "rank", "value")), f"{P}/h", r"unknown attribute 'rank'"),
+    ("drive on an if population", version_2(set_attr(f"{P}/c1", "drive", "gated")), f"{P}/c1",
+     r"^unknown attribute 'drive' \(allowed here: kind, shape, order, coding, phase_period, max_coeff, bias_onset\); "
+     r"drive is an attribute of bif populations, since format version 2$"),
+    ("drive on a readout", version_2(set_attr(f"{P}/out", "drive", "split")), f"{P}/out", r"unknown attribute 'drive'"),
+    ("bias_onset on an input", version_2(set_attr(f"{P}/in", "bias_onset", 1)), f"{P}/in",
+     r"^unknown attribute 'bias_onset' \(allowed here: kind, shape, order, coding, phase_period, encoding\); "
+     r"bias_onset is an attribute of if, bif and readout populations, since format version 2$"),
+    ("bias_onset on a relay", version_2(set_attr(f"{P}/r", "bias_onset", 0)), f"{P}/r", r"unknown attribute 'bias_onset'"),
+    ("bias_onset on a projection", version_2(set_attr(f"{Q}/fc", "bias_onset", 0)), f"{Q}/fc",
+     r"unknown attribute 'bias_onset'"),
+    ("version-2 attribute misspelled", version_2(set_attr(f"{P}/c1", "bias_onest", 1)), f"{P}/c1",
+     r"^unknown attribute 'bias_onest' \(allowed here: [a-z_, ]*\)$"),
 ]
 
 

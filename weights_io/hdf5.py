@@ -1,4 +1,4 @@
-"""The converted-network file, version 1 (HDF5): reader, validator and writer.
+"""The converted-network file (HDF5), format versions 1 and 2: reader, validator and writer.
 
 docs/format.md is the contract this module implements. The reader checks
 every rule stated there while it reads, and every violation is a
@@ -10,7 +10,8 @@ What a population or projection may hold comes from the kind table
 (evsim/kinds.py): the common attributes (`POPULATION_ATTRIBUTES`,
 `PROJECTION_ATTRIBUTES`) and each kind's own, read and written by their
 format type, with their defaults, minimums and choices, and only those of
-the file's version (`Attribute.since`); each kind's datasets; its shape
+the file's version (`Attribute.since`) and, for an attribute with a
+condition (`Attribute.when`), only where it holds; each kind's datasets; its shape
 rule, whether it is spatial, a gate, or bound to one target kind. This
 module names no kind except where one kind's rule is checked (an input,
 a relay fed by a maxpool2d, the readout), and then by its entry. The rules
@@ -24,7 +25,8 @@ touch h5py (`check_attrs`, `numbers`, `text`, `members`, `link`, `child`,
 `floats`, `ints`) guard every call, so no h5py or NumPy exception escapes;
 the methods above them read one element each (population, projection,
 readout, samples, ann, meta) and only validate. The writer is
-`write_network` and `_layout`.
+`write_network` and `_layout`; it writes the lowest format version that
+holds the network (`_version`).
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ from evsim.kinds import (
 from evsim.network import AnnInfo, Network, Population, Projection, Samples
 
 FORMAT_NAME = "evsim"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this module reads; it writes the lowest one that holds a network
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class FormatLimits:
 
 DEFAULT_LIMITS = FormatLimits()
 
-# What version 1 allows where (populations and projections: the kind table).
+# What the format allows where (populations and projections: the kind table).
 # Anything else is an error, so that a misspelled optional name cannot
 # silently fall back to its default.
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -192,8 +194,7 @@ class _Reader:
 
     def population(self, group: h5py.Group) -> Population:
         spec = POPULATION_KINDS[self.text(group, "kind", choices=tuple(POPULATION_KINDS))]
-        attrs = self.known(POPULATION_ATTRIBUTES + spec.attributes)
-        self.check_attrs(group, ("kind", *(attr.name for attr in attrs)))
+        attrs = self.kind_attributes(group, POPULATION_ATTRIBUTES + spec.attributes)
         present = self.members(group, spec.datasets)
         fields = self.attributes(group, attrs)
         for name in present:
@@ -231,8 +232,8 @@ class _Reader:
 
     def projection(self, group: h5py.Group, pops: dict[str, Population]) -> Projection:
         spec = PROJECTION_KINDS[self.text(group, "kind", choices=tuple(PROJECTION_KINDS))]
+        self.kind_attributes(group, PROJECTION_ATTRIBUTES + spec.attributes)
         common, own = self.known(PROJECTION_ATTRIBUTES), self.known(spec.attributes)
-        self.check_attrs(group, ("kind", *(attr.name for attr in common + own)))
         self.members(group, spec.datasets)
         by_name = {attr.name: attr for attr in common}
         source, target = (self.endpoint(group, by_name[end], pops) for end in _ENDPOINTS)
@@ -412,6 +413,14 @@ class _Reader:
         """The attributes the file's version has: a later one (`since`) is unknown there, its field the model's default."""
         return _in_version(attrs, self.version)
 
+    def kind_attributes(self, group: h5py.Group, attrs: tuple[Attribute, ...]) -> tuple[Attribute, ...]:
+        """Check the attribute names of an element with kind-table attributes `attrs`; return those of the file's version.
+        A later version's attribute is as unknown as a misspelled one, but it is not a typo: say so."""
+        known = self.known(attrs)
+        later = {attr.name: attr.since for attr in attrs if attr not in known}
+        self.check_attrs(group, ("kind", *(attr.name for attr in known)), later)
+        return known
+
     def attributes(self, obj, attrs: tuple[Attribute, ...], fields: Optional[dict] = None) -> dict:
         """Read attributes `attrs` of `obj` (kind-table entries) in order into `fields` (by field name), and return it."""
         fields = {} if fields is None else fields
@@ -420,8 +429,16 @@ class _Reader:
         return fields
 
     def attribute(self, obj, attr: Attribute, fields: dict):
-        """One attribute, read by its format type; a callable default is computed from `fields`, those read so far."""
-        default = attr.default(fields) if callable(attr.default) else attr.default
+        """One attribute, read by its format type; a callable default is computed from `fields`, those read so far.
+        Where its condition (`when`) is false the attribute does not exist: absent it is the default, present an error."""
+        default = _default(attr, fields)
+        if attr.when is not None and not attr.when(fields):
+            with self.guard(obj.name):
+                present = attr.name in obj.attrs
+            if present:
+                self.fail(obj.name, f"attribute {attr.name!r} is defined only for {attr.meaning}, which {_basename(obj)} "
+                          "is not")
+            return default
         minimum = -_INT64_MAX if attr.minimum is None else attr.minimum
         if attr.type == "string":
             return self.text(obj, attr.name, default, attr.choices or None)
@@ -435,12 +452,19 @@ class _Reader:
             return self.shape(obj, attr.name, default)
         raise ValueError(f"attribute {attr.name!r} has type {attr.type!r}, which the format does not have")
 
-    def check_attrs(self, obj, allowed: tuple[str, ...]) -> None:
+    def check_attrs(self, obj, allowed: tuple[str, ...], later: Optional[dict[str, int]] = None) -> None:
+        """Every attribute of `obj` must be in `allowed`; `later` maps the names of later versions' attributes
+        to their version, which makes a clearer message than "unknown"."""
         with self.guard(obj.name):
             names = list(obj.attrs)
         for name in names:
-            if name not in allowed:
-                self.fail(obj.name, f"unknown attribute {name!r} (allowed here: {', '.join(allowed) or 'none'})")
+            if name in allowed:
+                continue
+            if later and name in later:
+                self.fail(obj.name, f"attribute {name!r} is a version-{later[name]} attribute; this file declares "
+                          f"format_version {self.version}")
+            where = f"; {_OWNERS[name]}" if name in _OWNERS else ""  # the right attribute in the wrong place
+            self.fail(obj.name, f"unknown attribute {name!r} (allowed here: {', '.join(allowed) or 'none'}){where}")
 
     def numbers(self, obj, name: str, kinds: str, sizes: tuple[int, ...], what: str):
         """Attribute `name` as a NumPy array, or None if absent; its dtype kind
@@ -453,7 +477,7 @@ class _Reader:
             fits = shape is not None and len(shape) <= 1 and math.prod(shape) in sizes and dtype.kind in kinds
             value = np.asarray(obj.attrs[name]) if fits else None
         if value is None:
-            self.fail(obj.name, f"attribute {name!r} must be {what}; found {dtype} of shape {shape}")
+            self.fail(obj.name, f"attribute {name!r} must be {what}; found {_type_name(dtype)} of shape {shape}")
         return value
 
     def absent(self, obj, name: str, default):
@@ -498,7 +522,7 @@ class _Reader:
             fits = h5py.check_string_dtype(attr.dtype) is not None and attr.shape in ((), (1,))
             value = np.asarray(obj.attrs[name]).reshape(-1)[0] if fits else None
         if value is None:
-            self.fail(obj.name, f"attribute {name!r} must be a string; found {attr.dtype} of shape {attr.shape}")
+            self.fail(obj.name, f"attribute {name!r} must be a string; found {_type_name(attr.dtype)} of shape {attr.shape}")
         if isinstance(value, bytes):
             try:
                 value = value.decode("utf-8")
@@ -506,7 +530,8 @@ class _Reader:
                 self.fail(obj.name, f"attribute {name!r} is not UTF-8 text")
         value = str(value)  # not NumPy's str_, which h5py would write back as fixed-width Unicode
         if choices is not None and value not in choices:
-            self.fail(obj.name, f"unknown {name} {value!r} (version 1 knows {', '.join(choices)})")
+            case = "; strings are case-sensitive" if value.lower() in choices else ""
+            self.fail(obj.name, f"unknown {name} {value!r} (version {self.version} knows {', '.join(choices)}{case})")
         return value
 
     def json(self, obj, name: str) -> dict:
@@ -630,6 +655,40 @@ def _in_version(attrs: tuple[Attribute, ...], version: int) -> tuple[Attribute, 
     return tuple(attr for attr in attrs if attr.since <= version)
 
 
+def _default(attr: Attribute, fields: dict):
+    """An attribute's default; a callable one is computed from `fields` (a pool's stride from its kernel)."""
+    return attr.default(fields) if callable(attr.default) else attr.default
+
+
+def _owners() -> dict[str, str]:
+    """Attribute name -> the kinds that have it, for the message on an attribute out of place
+    ("drive is an attribute of bif populations, since format version 2")."""
+    where: dict[str, dict[str, list[str]]] = {}  # name -> "populations" or "projections" -> kind names
+    since: dict[str, int] = {}
+    for element, table in (("populations", POPULATION_KINDS), ("projections", PROJECTION_KINDS)):
+        for kind in table.values():
+            for attr in kind.attributes:
+                where.setdefault(attr.name, {}).setdefault(element, []).append(kind.name)
+                since[attr.name] = min(attr.since, since.get(attr.name, attr.since))
+    owners = {}
+    for name, elements in where.items():
+        kinds = " and ".join(f"{_series(names)} {element}" for element, names in elements.items())
+        owners[name] = f"{name} is an attribute of {kinds}" + (f", since format version {since[name]}" if since[name] > 1 else "")
+    return owners
+
+
+def _series(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+_OWNERS = _owners()
+
+
+def _type_name(dtype) -> str:
+    """An attribute's type as a message names it: NumPy's name, but "string" for text (NumPy says "object")."""
+    return "string" if h5py.check_string_dtype(dtype) is not None else str(dtype)
+
+
 def _join(parent: str, name: str) -> str:
     return f"{parent.rstrip('/')}/{name}"
 
@@ -642,11 +701,14 @@ def _basename(obj) -> str:
 
 
 def write_network(path, network: Network) -> None:
-    """Write `network` as a version-1 file; `read_network` gives it back equal.
+    """Write `network` in the lowest format version that holds it; `read_network` gives it back equal.
 
-    Floats are stored as float32 when that is exact, else as float64;
-    parameters keep their compact form (scalar, [C] or full shape). The
-    writer does not validate: read the file back to check it.
+    That version is the newest that introduced an attribute whose value is
+    not its default (`_version`): a network that uses no version-2
+    attribute is written as the same version-1 file as before. Floats are
+    stored as float32 when that is exact, else as float64; parameters keep
+    their compact form (scalar, [C] or full shape). The writer does not
+    validate: read the file back to check it.
     """
     with h5py.File(path, "w") as h5:
         for h5path, (attrs, datasets) in _layout(network).items():
@@ -666,16 +728,14 @@ def _layout(net: Network) -> dict[str, tuple[dict, dict]]:
     format name and version, so no file can be written without them.
     """
     layout = {
-        "/": ({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "producer": net.producer}, {}),
+        "/": ({"format": FORMAT_NAME, "format_version": _version(net), "producer": net.producer}, {}),
         "/populations": ({}, {}),
         "/projections": ({}, {}),
     }
     for pop in net.populations:
-        attrs = _kind_attributes(pop, POPULATION_ATTRIBUTES + pop.spec.attributes)
-        layout[f"/populations/{pop.name}"] = (attrs, _fields(pop, pop.spec.datasets))
+        layout[f"/populations/{pop.name}"] = (_kind_attributes(pop), _fields(pop, pop.spec.datasets))
     for proj in net.projections:
-        attrs = _kind_attributes(proj, PROJECTION_ATTRIBUTES + proj.spec.attributes)
-        layout[f"/projections/{proj.name}"] = (attrs, _fields(proj, proj.spec.datasets))
+        layout[f"/projections/{proj.name}"] = (_kind_attributes(proj), _fields(proj, proj.spec.datasets))
     layout["/readout"] = ({"population": net.output}, {"output_scale": net.output_scale})
     if net.samples is not None:
         inputs = np.asarray(net.samples.inputs, dtype=np.float32)  # the format's sample type
@@ -693,13 +753,37 @@ def _layout(net: Network) -> dict[str, tuple[dict, dict]]:
     return layout
 
 
-def _kind_attributes(obj, attrs: tuple[Attribute, ...]) -> dict:
-    """A population's or projection's kind and attributes `attrs`, those of the version written."""
+def _kind_attributes(obj) -> dict:
+    """A population's or projection's kind and the attributes it writes (`_written`)."""
     values = {"kind": obj.kind}
-    for attr in _in_version(attrs, FORMAT_VERSION):
+    for attr in _written(obj):
         value = getattr(obj, attr.name)
         values[attr.name] = float(value) if attr.type == "real" else value  # a real stays one when integral (scale 1)
     return values
+
+
+def _written(obj) -> tuple[Attribute, ...]:
+    """The kind-table attributes a population or projection writes, only where defined (`when`).
+
+    Version 1's are all written, defaults included, as they always were. A
+    later version's are written only when they differ from their default:
+    an absent one reads as its default, and writing it would raise the
+    file's version for nothing (`_version`).
+    """
+    common = POPULATION_ATTRIBUTES if isinstance(obj, Population) else PROJECTION_ATTRIBUTES
+    fields = vars(obj)
+    written = []
+    for attr in common + obj.spec.attributes:
+        if attr.when is not None and not attr.when(fields):
+            continue  # not defined here (rank on a potential readout): the reader would refuse it
+        if attr.since == 1 or fields[attr.name] != _default(attr, fields):
+            written.append(attr)
+    return tuple(written)
+
+
+def _version(net: Network) -> int:
+    """The lowest format version that holds `net`: the newest that introduced an attribute it writes (1 if none)."""
+    return max((attr.since for obj in (*net.populations, *net.projections) for attr in _written(obj)), default=1)
 
 
 def _fields(obj, names: tuple[str, ...]) -> dict:
