@@ -49,7 +49,16 @@ def round_trip(net: Network, path: Path) -> Network:
 
 
 def test_all_conformance_files_are_there(conformance_dir):
-    assert len(list(conformance_dir.glob("*.h5"))) == 10
+    stems = {f.stem for f in conformance_dir.glob("*.h5")}
+    v1 = {f"{group}_{net}" for group in ("foundation", "later") for net in ("cnn", "mlp", "random", "residual")}
+    v1 |= {"later_bsnn", "later_maxpool"}
+    v2 = {f"v2_{net}" for net in ("bsnn_gated_analog", "bsnn_gated_phase", "maxpool_value", "random",
+                                   "readout_signed", "residual")}
+    assert stems == v1 | v2
+    for stem in stems:  # each with its expected outputs, and in the format version its name says
+        assert (conformance_dir / f"{stem}.expected.npz").exists()
+        with h5py.File(conformance_dir / f"{stem}.h5", "r") as f:
+            assert int(f.attrs["format_version"]) == (2 if stem.startswith("v2_") else 1)
 
 
 def test_reads_conformance_file(conformance_file):
