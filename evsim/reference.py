@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.counters import POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS
 from evsim.kinds import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, GATED, IDENTITY, INPUT, MAXPOOL2D, PHASE,
                          PHASE_ENCODER, READOUT, RELAY, SPARSE, VALUE)
 from evsim.engine.encoders import bernoulli_uniform
@@ -104,16 +104,24 @@ def fire(v, pop: Population, sk):
     return coef
 
 
-def run_reference(network: Network, inputs, timesteps: int, encoder: str = ANALOG, seed: int = 0) -> dict:
-    """Simulate every sample of `inputs` densely; returns the conformance-style arrays."""
+def run_reference(network: Network, inputs, timesteps: int, encoder: str = ANALOG, seed: int = 0,
+                  ann_signs: dict | None = None) -> dict:
+    """Simulate every sample of `inputs` densely; returns the conformance-style arrays.
+
+    `ann_signs` ({population: the ANN's activations [n, *shape]}) turns on the counts of spikes of
+    inactivated neurons, taken from the emitted coefficients: an event whose sign is not its neuron's.
+    """
     matrices = {q.name: projection_matrices(q, network.population(q.source), network.population(q.target))
                 for q in network.projections}
-    samples = [_run_one(network, matrices, np.asarray(x, np.float64).reshape(-1), timesteps, encoder, seed, s)
-               for s, x in enumerate(inputs)]
+    samples = []
+    for s, x in enumerate(inputs):
+        signs = {name: np.sign(np.asarray(a[s], np.float64)).reshape(-1) for name, a in (ann_signs or {}).items()}
+        samples.append(_run_one(network, matrices, np.asarray(x, np.float64).reshape(-1), timesteps, encoder, seed,
+                                s, signs))
     return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
 
 
-def _run_one(network, matrices, x, T, encoder, seed, sample):
+def _run_one(network, matrices, x, T, encoder, seed, sample, signs):
     pops = network.populations
     out = {}
 
@@ -130,6 +138,7 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
         for pop in pops:
             sk = step_weight(pop, t)
             counts = dict.fromkeys(POPULATION_COUNTERS, 0)
+            counts.update(dict.fromkeys(POPULATION_VALUES, 0.0))
             if pop.kind == INPUT.name:
                 c = _encode(x, pop, encoder, seed, sample, t)
                 # the phase encoder's bit k weighs S_k even when the input population is rate coded
@@ -152,6 +161,11 @@ def _run_one(network, matrices, x, T, encoder, seed, sample):
                     counts[f"mass_{tag}"] += m
                 mass[pop.name] += np.abs(c)
                 worth[pop.name] += value[pop.name][tag]
+                if pop.name in signs:  # spikes of inactivated neurons: events against the ANN's sign
+                    against = (c != 0) & (np.sign(c) != signs[pop.name])
+                    counts["sin_events"] += int(against.sum())
+                    counts["sin_mass"] += int(np.abs(c[against]).sum())
+                    counts["sin_value"] += float(np.abs(value[pop.name][tag][against]).sum())
                 if pop.kind != READOUT.name or pop.fires:
                     record(f"spikes/{pop.name}/{tag}/coef", t, c.reshape(pop.shape))
                     record(f"spikes/{pop.name}/{tag}/value", t, value[pop.name][tag].reshape(pop.shape))

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from evsim.counters import AC_OPS, EVENTS, POPULATION_COUNTERS, PROJECTION_COUNTERS, SCALED_OPS
+from evsim.counters import AC_OPS, EVENTS, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS, SCALED_OPS
 from evsim.kinds import emitting
 from evsim.analysis.energy import EnergyProfile
 from evsim.analysis.metrics import DEFAULT_TOLERANCES, accuracy_curve, decision_times, early_decision_latency
@@ -53,6 +53,10 @@ class SimulationResult:
     readout_trace: Optional[np.ndarray] = None       # [n, T, N] potentials after every step
     readout_mass_trace: Optional[np.ndarray] = None  # [n, T, N] cumulative spike mass
     spikes: dict = field(default_factory=dict)  # (population, tag) -> (coef [n, T, *shape], value)
+    pop_values_per_step: Optional[np.ndarray] = None    # [T, P, len(POPULATION_VALUES)] (float64)
+    pop_values_per_sample: Optional[np.ndarray] = None  # [n, P, len(POPULATION_VALUES)]
+    pop_values: Optional[np.ndarray] = None              # [n, T, P, V] when counts are recorded
+    sin_populations: list[str] = field(default_factory=list)  # where the SIN counters count (empty: not measured)
 
     @property
     def n_samples(self) -> int:
@@ -102,7 +106,8 @@ class SimulationResult:
         """Per-sample means of every total over steps 1..t."""
         pops = self.pop_counts_per_step[:t].sum(axis=0)
         projs = self.proj_counts_per_step[:t].sum(axis=0)
-        return {name: value / self.n_samples for name, value in self._totals(pops, projs).items()}
+        values = self.pop_values_per_step[:t].sum(axis=0)
+        return {name: value / self.n_samples for name, value in self._totals(pops, projs, values).items()}
 
     def energy(self, profile: EnergyProfile) -> dict:
         """Energy per sample (pJ) by category and in total, the ANN's, and their ratio."""
@@ -124,11 +129,14 @@ class SimulationResult:
         `events` and `mass` exclude the relayed events of relay populations
         (the same spikes, forwarded) and the input's events, reported apart.
         """
-        return self._totals(self.pop_counts_per_step.sum(axis=0), self.proj_counts_per_step.sum(axis=0))
+        return self._totals(self.pop_counts_per_step.sum(axis=0), self.proj_counts_per_step.sum(axis=0),
+                            self.pop_values_per_step.sum(axis=0))
 
-    def _totals(self, pops: np.ndarray, projs: np.ndarray) -> dict[str, int]:
-        """Totals from counts summed over steps: pops [P, C], projs [Q, C]."""
-        out = {name: int(pops[emitting(self.population_kinds), i].sum()) for i, name in enumerate(POPULATION_COUNTERS)}
+    def _totals(self, pops: np.ndarray, projs: np.ndarray, values: np.ndarray) -> dict[str, int]:
+        """Totals from counts summed over steps: pops [P, C], projs [Q, C], values [P, V]."""
+        spiking = emitting(self.population_kinds)
+        out = {name: int(pops[spiking, i].sum()) for i, name in enumerate(POPULATION_COUNTERS)}
+        out.update({name: float(values[spiking, i].sum()) for i, name in enumerate(POPULATION_VALUES)})
         out["input_events"] = int(pops[emitting(self.population_kinds, "encoded"), EVENTS].sum())
         out["relayed_events"] = int(pops[emitting(self.population_kinds, "relayed"), EVENTS].sum())
         out.update({name: int(projs[:, i].sum()) for i, name in enumerate(PROJECTION_COUNTERS)})
@@ -153,6 +161,8 @@ class SimulationResult:
             for p, pop in enumerate(self.populations):
                 for c, counter in enumerate(POPULATION_COUNTERS):
                     arrays[f"pop/{pop}/{counter}"] = self.pop_counts[:, :, p, c]
+                for c, name in enumerate(POPULATION_VALUES):
+                    arrays[f"pop/{pop}/{name}"] = self.pop_values[:, :, p, c]
             for q, proj in enumerate(self.projections):
                 for c, counter in enumerate(PROJECTION_COUNTERS):
                     arrays[f"proj/{proj}/{counter}"] = self.proj_counts[:, :, q, c]
@@ -185,6 +195,7 @@ class SimulationResult:
         rows = []
         for names, kinds, counts, counters, layer in (
                 (self.populations, self.population_kinds, self.pop_counts_per_step, POPULATION_COUNTERS, "population"),
+                (self.populations, self.population_kinds, self.pop_values_per_step, POPULATION_VALUES, "population"),
                 (self.projections, self.projection_kinds, self.proj_counts_per_step, PROJECTION_COUNTERS, "projection")):
             for i, (name, kind) in enumerate(zip(names, kinds)):
                 for c, counter in enumerate(counters):
@@ -234,7 +245,7 @@ def merge_results(parts: list) -> SimulationResult:
     merged = {}
     for fld in dataclasses.fields(SimulationResult):
         values = [getattr(p, fld.name) for p in parts]
-        if fld.name in ("pop_counts_per_step", "proj_counts_per_step"):
+        if fld.name in ("pop_counts_per_step", "proj_counts_per_step", "pop_values_per_step"):
             merged[fld.name] = np.sum(values, axis=0)
         elif fld.name in ("wall_time", "startup_time"):
             merged[fld.name] = float(sum(values))
@@ -249,7 +260,7 @@ def merge_results(parts: list) -> SimulationResult:
 
 
 RESULT_FORMAT = "evsim-result"
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: SIN counters, the pop_values family
 
 
 def is_result_file(path) -> bool:

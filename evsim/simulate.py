@@ -20,7 +20,7 @@ import numpy as np
 
 from evsim import kinds
 from evsim.analysis.metrics import cosine_similarity, mean_abs_difference, readout_estimates, step_weights
-from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.counters import NOT_COUNTED, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS
 from evsim.engine.plan import build_plan, chw_of_internal
 from evsim.engine.scheduler import run_batch
 from evsim.errors import SimulationInputError
@@ -126,7 +126,7 @@ class Simulator:
         self.plan = build_plan(network, dtype=np.dtype(dtype))
         # An empty batch compiles the driver (or loads it from the disk cache) before any timed run.
         options = RunOptions(timesteps=1).for_network(network)
-        run_batch(self.plan, np.zeros((0, network.input.size)), np.zeros(0, np.int64), 0,
+        run_batch(self.plan, np.zeros((0, network.input.size)), np.zeros((0, 0), np.int8), np.zeros(0, np.int64), 0,
                   kinds.ENCODER_CODES[options.encoder], 1, *_Accumulator(self, 0, options, None).allocate(0))
         self._startup = time.perf_counter() - started  # reported by the first run
 
@@ -134,7 +134,7 @@ class Simulator:
             encoder: Optional[str] = None, seed: int = 0, batch_size: Optional[int] = None,
             record_spikes: bool = False, record_trace: bool = False, record_counts: bool = False,
             progress: bool = False, ann_outputs: Optional[np.ndarray] = None,
-            sample_ids: Optional[np.ndarray] = None) -> SimulationResult:
+            sample_ids: Optional[np.ndarray] = None, ann_signs=None) -> SimulationResult:
         """Simulate `inputs` (default: the network's own samples) for `timesteps` steps (`RunOptions` says
         what the other options mean).
 
@@ -142,14 +142,18 @@ class Simulator:
         file's /ann/outputs when running its own samples).
         sample_ids: each input's index in its data set (default 0..n-1): it keys the sample's Bernoulli
         stream, so a subset run (a chunk, a resumed run) gives each sample the spikes of the whole run.
+        ann_signs: the ANN's activations (or their signs) of the hidden populations, for the counts of
+        spikes of inactivated neurons (docs/accounting.md): a mapping {population: [n, *shape]}, or a
+        function of a batch of inputs [b, *input shape] returning such a mapping for it (so that they
+        are computed batch by batch, in bounded memory: `evsim.weights_io.ann_signs`).
         """
         options = RunOptions(timesteps=timesteps, encoder=encoder, seed=seed, batch_size=batch_size,
                              record_spikes=record_spikes, record_trace=record_trace, record_counts=record_counts)
         return self.run_options(resolve_samples(self.network, inputs, labels, ann_outputs=ann_outputs), options,
-                                progress=progress, sample_ids=sample_ids)
+                                progress=progress, sample_ids=sample_ids, ann_signs=ann_signs)
 
     def run_options(self, samples: RunSamples, options: RunOptions, *, progress: bool = False,
-                    sample_ids: Optional[np.ndarray] = None) -> SimulationResult:
+                    sample_ids: Optional[np.ndarray] = None, ann_signs=None) -> SimulationResult:
         """`run`, with the samples and options already gathered."""
         network = self.network
         options = options.for_network(network)
@@ -162,6 +166,7 @@ class Simulator:
         flat = inputs.reshape(inputs.shape[0], -1).astype(np.float64)[:, self.plan.input_chw]
         ids = np.arange(len(flat), dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, dtype=np.int64)
         batch_size = options.batch_size or max(4 * self.threads, 16)
+        signs = _SignSource(self, ann_signs, inputs) if ann_signs is not None else None
         acc = _Accumulator(self, len(flat), options, ann_outputs)
         encoder = kinds.ENCODER_CODES[options.encoder]
         startup, self._startup = self._startup + time.perf_counter() - started, 0.0
@@ -170,10 +175,12 @@ class Simulator:
             for start in range(0, len(flat), batch_size):
                 chunk = np.arange(start, min(start + batch_size, len(flat)))
                 outputs = acc.allocate(len(chunk))
-                run_batch(self.plan, flat[chunk], ids[chunk], options.seed, encoder, options.timesteps, *outputs)
+                chunk_signs = signs.chunk(chunk) if signs else np.zeros((len(chunk), 0), np.int8)
+                run_batch(self.plan, flat[chunk], chunk_signs, ids[chunk], options.seed, encoder, options.timesteps,
+                          *outputs)
                 acc.add(chunk, outputs)
                 bar.update(len(chunk))
-        return acc.result(labels, time.perf_counter() - started, startup)
+        return acc.result(labels, time.perf_counter() - started, startup, signs.populations if signs else [])
 
 
 def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
@@ -219,6 +226,52 @@ def _progress_bar(total, enabled):
         yield bar
 
 
+class _SignSource:
+    """The ANN's activation signs of a run, batch by batch, as the engine takes them: int8 per neuron (internal
+    order), NOT_COUNTED in the populations the ANN gives none for."""
+
+    def __init__(self, simulator: Simulator, ann_signs, inputs: np.ndarray):
+        self.simulator, self.source, self.inputs = simulator, ann_signs, inputs
+        self.populations = None if callable(ann_signs) else list(ann_signs)  # a function's: known from its first batch
+        if not callable(ann_signs):
+            self._check(ann_signs, len(inputs))
+
+    def _check(self, signs: dict, n: int) -> None:
+        network = self.simulator.network
+        for name, array in signs.items():
+            try:
+                pop = network.population(name)
+            except KeyError:
+                raise SimulationInputError(f"ann_signs: {name!r} is not a population of the network") from None
+            if not pop.spec.membrane or name == network.output:
+                raise SimulationInputError(f"ann_signs: {name!r} is not a hidden population with a membrane")
+            if np.shape(array) != (n, *pop.shape):
+                raise SimulationInputError(f"ann_signs: {name!r} has shape {np.shape(array)}; expected "
+                                           f"[{n}, {', '.join(map(str, pop.shape))}]")
+            if not np.isfinite(np.asarray(array, dtype=np.float64)).all():
+                raise SimulationInputError(f"ann_signs: {name!r} must be finite")
+
+    def chunk(self, rows: np.ndarray) -> np.ndarray:
+        """Signs [len(rows), neurons] for these rows of the run's inputs."""
+        plan, network = self.simulator.plan, self.simulator.network
+        if callable(self.source):
+            signs = self.source(self.inputs[rows])
+            self._check(signs, len(rows))
+            if self.populations is None:
+                self.populations = list(signs)
+            elif list(signs) != self.populations:
+                raise SimulationInputError("ann_signs: the function gave other populations for another batch")
+        else:
+            signs = {name: np.asarray(array)[rows] for name, array in self.source.items()}
+        out = np.full((len(rows), int(plan.pop_size.sum())), NOT_COUNTED, dtype=np.int8)
+        for p, pop in enumerate(network.populations):
+            if pop.name in signs:
+                values = np.sign(np.asarray(signs[pop.name], dtype=np.float64).reshape(len(rows), -1))
+                start = int(plan.pop_noff[p])
+                out[:, start:start + pop.size] = values[:, chw_of_internal(pop.shape)].astype(np.int8)
+        return out
+
+
 class _Accumulator:
     """Allocates each chunk's outputs and folds them into bounded-memory totals."""
 
@@ -241,12 +294,15 @@ class _Accumulator:
         self.proj_step = np.zeros((self.T, self.Q, len(PROJECTION_COUNTERS)), dtype=np.int64)
         self.pop_sample = np.zeros((n, self.P, len(POPULATION_COUNTERS)), dtype=np.int64)
         self.proj_sample = np.zeros((n, self.Q, len(PROJECTION_COUNTERS)), dtype=np.int64)
+        self.values_step = np.zeros((self.T, self.P, len(POPULATION_VALUES)))
+        self.values_sample = np.zeros((n, self.P, len(POPULATION_VALUES)))
         rows = self.T if options.record_trace else 1
         self.readout_v = np.zeros((n, rows, self.N), dtype=np.float64)
         self.readout_mass = np.zeros((n, rows, self.N), dtype=np.int64)
         full = options.record_counts
         self.pop_full = np.zeros((n, self.T, self.P, len(POPULATION_COUNTERS)), np.int64) if full else None
         self.proj_full = np.zeros((n, self.T, self.Q, len(PROJECTION_COUNTERS)), np.int64) if full else None
+        self.values_full = np.zeros((n, self.T, self.P, len(POPULATION_VALUES))) if full else None
         spikes = options.record_spikes
         self.spike_coef = np.zeros((n, self.T, self.n_slots), np.int64) if spikes else None
         self.spike_val = np.zeros((n, self.T, self.n_slots), np.float64) if spikes else None
@@ -256,6 +312,7 @@ class _Accumulator:
         spike_rows, spike_slots = (self.T, self.n_slots) if self.options.record_spikes else (1, 0)
         return (np.zeros((b, self.T), np.int64),
                 np.zeros((b, self.T, self.P, len(POPULATION_COUNTERS)), np.int64),
+                np.zeros((b, self.T, self.P, len(POPULATION_VALUES)), np.float64),
                 np.zeros((b, self.T, self.Q, len(PROJECTION_COUNTERS)), np.int64),
                 np.zeros((b, rows, self.N), self.plan.floats.dtype),
                 np.zeros((b, rows, self.N), np.int64),
@@ -264,7 +321,7 @@ class _Accumulator:
                 np.zeros((b, spike_rows, spike_slots), np.float64))
 
     def add(self, chunk, outputs):
-        pred, pop_counts, proj_counts, readout_v, readout_mass, drive, spike_coef, spike_val = outputs
+        pred, pop_counts, pop_values, proj_counts, readout_v, readout_mass, drive, spike_coef, spike_val = outputs
         estimates = readout_estimates(drive, self.step_weights, self.output_scale)
         self.estimate[chunk] = estimates[:, -1]
         if self.ann_outputs is not None:
@@ -275,16 +332,19 @@ class _Accumulator:
         self.proj_step += proj_counts.sum(axis=0)
         self.pop_sample[chunk] = pop_counts.sum(axis=1)
         self.proj_sample[chunk] = proj_counts.sum(axis=1)
+        self.values_step += pop_values.sum(axis=0)
+        self.values_sample[chunk] = pop_values.sum(axis=1)
         self.readout_v[chunk] = readout_v
         self.readout_mass[chunk] = readout_mass
         if self.options.record_counts:
             self.pop_full[chunk] = pop_counts
             self.proj_full[chunk] = proj_counts
+            self.values_full[chunk] = pop_values
         if self.options.record_spikes:
             self.spike_coef[chunk] = spike_coef
             self.spike_val[chunk] = spike_val
 
-    def result(self, labels, wall_time, startup) -> SimulationResult:
+    def result(self, labels, wall_time, startup, sin_populations) -> SimulationResult:
         network, options = self.network, self.options
         return SimulationResult(
             populations=[p.name for p in network.populations],
@@ -297,10 +357,12 @@ class _Accumulator:
             ann_outputs=self.ann_outputs, cosine=self.cosine, abs_difference=self.abs_difference,
             pop_counts_per_step=self.pop_step, proj_counts_per_step=self.proj_step,
             pop_counts_per_sample=self.pop_sample, proj_counts_per_sample=self.proj_sample,
+            pop_values_per_step=self.values_step, pop_values_per_sample=self.values_sample,
+            sin_populations=list(sin_populations),
             ann_macs=network.ann.macs if network.ann else None,
             ann_accuracy=network.ann.accuracy if network.ann else None,
             wall_time=wall_time, startup_time=startup, threads=self.threads, dtype=self.dtype,
-            pop_counts=self.pop_full, proj_counts=self.proj_full,
+            pop_counts=self.pop_full, proj_counts=self.proj_full, pop_values=self.values_full,
             readout_trace=self.readout_v if options.record_trace else None,
             readout_mass_trace=self.readout_mass if options.record_trace else None,
             spikes=self._spike_trains() if options.record_spikes else {},

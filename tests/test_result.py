@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from evsim.counters import POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS
 from evsim.errors import EvsimError
 from evsim.result import load_result
 from evsim.simulate import simulate
@@ -53,7 +54,8 @@ def test_frames_are_tidy_and_add_up(result):
     assert list(steps["t"]) == list(range(1, 17))
     np.testing.assert_allclose(steps["accuracy"], result.accuracy())
     np.testing.assert_allclose(steps["cosine"], result.cosine.mean(axis=0))
-    assert len(counts) == 16 * (8 * len(result.populations) + 5 * len(result.projections))
+    per_population = len(POPULATION_COUNTERS) + len(POPULATION_VALUES)
+    assert len(counts) == 16 * (per_population * len(result.populations) + len(PROJECTION_COUNTERS) * len(result.projections))
     ac = counts[(counts.counter == "ac_ops")].value.sum()
     assert ac == result.totals()["ac_ops"]
     events = counts[(counts.counter == "events") & (counts.kind.isin(["if", "bif"]))].value.sum()

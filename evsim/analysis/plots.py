@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from evsim.counters import AC_OPS, EVENTS, INPUT_MACS, POOL_OPS, SCALED_OPS
+from evsim.counters import AC_OPS, EVENTS, INPUT_MACS, POOL_OPS, SCALED_OPS, SIN_EVENTS
 from evsim.errors import EvsimError
 from evsim.kinds import POPULATION_KINDS, emitting
 
@@ -113,6 +113,22 @@ def firing_rates(result) -> dict[str, float]:
     return rates
 
 
+def sin_per_step(result) -> dict[str, np.ndarray]:
+    """Per population the SIN counts cover: its spikes of inactivated neurons at each step per sample (mean)."""
+    sin = result.pop_counts_per_step[:, :, SIN_EVENTS] / result.n_samples
+    return {name: sin[:, result.populations.index(name)] for name in result.sin_populations}
+
+
+def sin_share(result) -> dict[str, float]:
+    """Per population the SIN counts cover: the fraction of its events that are spikes of inactivated neurons."""
+    totals = result.pop_counts_per_step.sum(axis=0)
+    shares = {}
+    for name in result.sin_populations:
+        events, sin = totals[result.populations.index(name), [EVENTS, SIN_EVENTS]]
+        shares[name] = float(sin / events) if events else 0.0
+    return shares
+
+
 def latency_within(result, points: float = 1.0) -> Optional[int]:
     """The first step from which accuracy stays within `points` of the ANN's (None if it never does)."""
     rows = result.latency(tolerances=(points / 100,))
@@ -122,11 +138,11 @@ def latency_within(result, points: float = 1.0) -> Optional[int]:
 # -- drawing helpers ----------------------------------------------------------------
 
 
-def _figure(title: str, rows: int = 1, subtitle: Optional[str] = None):
+def _figure(title: str, rows: int = 1, subtitle: Optional[str] = None, sharex: bool = True):
     """A new figure with `rows` stacked axes sharing x (a list), and its title."""
     Figure = require_matplotlib()
     fig = Figure(figsize=FIGSIZE if rows == 1 else TALL_FIGSIZE, dpi=DPI, layout="constrained")
-    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False)[:, 0]
     fig.suptitle(title if not subtitle else f"{title}\n{subtitle}", fontsize="medium")
     return fig, list(axes)
 
@@ -252,7 +268,36 @@ def plot_result(result, out_dir, title: Optional[str] = None) -> list[Path]:
             figures.append(_firing_rate_figure(result, subtitle, out_dir))
         if result.cosine is not None:
             figures.append(_agreement_figure(result, subtitle, out_dir))
+        if result.sin_populations:
+            figures.append(_sin_figure([(result, None)], out_dir, subtitle))
     return figures
+
+
+def _sin_figure(runs, out_dir, subtitle=None) -> Path:
+    """Spikes of inactivated neurons per step (top) and their share of each population's events (bottom)."""
+    fig, (top, bottom) = _figure("Spikes of inactivated neurons (BSNN III-C), per sample (mean)", rows=2,
+                                 subtitle=subtitle, sharex=False)
+    names = list(dict.fromkeys(name for result, _ in runs for name in result.sin_populations))
+    width = 0.8 / len(runs)
+    for i, (result, run) in enumerate(runs):
+        for name, values in sin_per_step(result).items():
+            label = name if run is None else f"{run}: {name}"
+            _line(top, steps(result), values, label=label, linewidth=0.8)
+        shares = sin_share(result)
+        bottom.bar(np.arange(len(names)) + i * width, [shares.get(name, np.nan) for name in names], width,
+                   label=run or "share of events")
+    _log_axis(top, plain_labels=True)
+    top.set_ylabel("SIN events per step")
+    top.grid(True, alpha=0.3)
+    if top.lines:
+        top.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1, 0.5))
+    _step_axis(top, max(result.timesteps for result, _ in runs))
+    bottom.set_xticks(np.arange(len(names)) + width * (len(runs) - 1) / 2, names, fontsize="small")
+    bottom.set_ylabel("share of the population's events")
+    bottom.grid(True, axis="y", alpha=0.3)
+    if len(runs) > 1:
+        bottom.legend(fontsize="x-small")
+    return _save(fig, out_dir, "sin.png")
 
 
 def _accuracy_figure(result, subtitle, out_dir) -> Path:
@@ -360,6 +405,9 @@ def plot_comparison(results: list, names: list[str], out_dir) -> list[Path]:
                                              "synaptic ops per sample (cumulative, AC + scaled)", mark_ann_macs=True)]
         if agreeing:
             figures.append(_compare_agreement(agreeing, out_dir))
+        measured = [(r, n) for r, n in zip(results, names) if r.sin_populations]
+        if measured:
+            figures.append(_sin_figure(measured, out_dir))
     return figures
 
 

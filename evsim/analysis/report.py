@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from evsim.analysis.compare import default_steps
-from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.counters import EVENTS, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS, SIN_EVENTS, SIN_VALUE
 from evsim.analysis.energy import EnergyProfile, load_profile
 from evsim.result import SimulationResult
 
@@ -28,7 +28,8 @@ def summary(result: SimulationResult, source: Optional[str] = None, profile: Opt
     from evsim import __version__
 
     per_step_pops = {
-        pop: {counter: result.pop_counts_per_step[:, p, c].tolist() for c, counter in enumerate(POPULATION_COUNTERS)}
+        pop: {**{counter: result.pop_counts_per_step[:, p, c].tolist() for c, counter in enumerate(POPULATION_COUNTERS)},
+              **{name: result.pop_values_per_step[:, p, c].tolist() for c, name in enumerate(POPULATION_VALUES)}}
         for p, pop in enumerate(result.populations)}
     per_step_projs = {
         proj: {counter: result.proj_counts_per_step[:, q, c].tolist() for c, counter in enumerate(PROJECTION_COUNTERS)}
@@ -48,6 +49,7 @@ def summary(result: SimulationResult, source: Optional[str] = None, profile: Opt
         "per_sample": result.per_sample(),
         "synaptic_ops_per_ann_mac": _ratio(totals["synaptic_ops"] / result.n_samples, result.ann_macs),
         "ann_accuracy_on_samples": result.ann_accuracy_on_samples(),
+        "sin_populations": result.sin_populations,
         "latency": result.latency(),
         "decision_time": {"mean": float(decision.mean()), "median": float(np.median(decision))},
         "agreement": None if result.cosine is None else {
@@ -78,6 +80,9 @@ def write_csv(result: SimulationResult, path) -> None:
         for c, counter in enumerate(POPULATION_COUNTERS):
             header.append(f"pop.{pop}.{counter}")
             columns.append(result.pop_counts_per_step[:, p, c])
+        for c, name in enumerate(POPULATION_VALUES):
+            header.append(f"pop.{pop}.{name}")
+            columns.append(result.pop_values_per_step[:, p, c])
     for q, proj in enumerate(result.projections):
         for c, counter in enumerate(PROJECTION_COUNTERS):
             header.append(f"proj.{proj}.{counter}")
@@ -109,8 +114,23 @@ def format_text(result: SimulationResult, profile: Optional[EnergyProfile] = Non
     if result.ann_macs:
         lines.append(f"  ANN MACs        {result.ann_macs:>16,}")
         lines.append(f"  synaptic ops / ANN MAC: {per['synaptic_ops'] / result.ann_macs:.3f}")
-    lines += _latency_lines(result) + _agreement_lines(result) + _energy_lines(result, profile or load_profile())
+    lines += _sin_lines(result) + _latency_lines(result) + _agreement_lines(result) + _energy_lines(result, profile or load_profile())
     return "\n".join(lines)
+
+
+def _sin_lines(result: SimulationResult) -> list[str]:
+    """Spikes of inactivated neurons per population, when the run was given the ANN's activations."""
+    if not result.sin_populations:
+        return []
+    lines = ["Spikes of inactivated neurons (events the ANN's activation sign contradicts), per sample:"]
+    for name in result.sin_populations:
+        p = result.populations.index(name)
+        events = result.pop_counts_per_sample[:, p, EVENTS].mean()
+        sin = result.pop_counts_per_sample[:, p, SIN_EVENTS].mean()
+        value = result.pop_values_per_sample[:, p, SIN_VALUE].mean()
+        share = f"{100 * sin / events:.1f}% of its events" if events else "no events"
+        lines.append(f"  {name:<15} {sin:>12,.1f} ({share}), value {value:,.3f}")
+    return lines
 
 
 def _latency_lines(result: SimulationResult) -> list[str]:

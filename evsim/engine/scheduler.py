@@ -27,7 +27,8 @@ import numpy as np
 
 from evsim import kinds
 from evsim.counters import (BIAS_OPS, EVENTS, EVENTS_A, EVENTS_B, INPUT_MACS, INPUT_MACS_DENSE, MASS, MASS_A,
-                            MASS_B, NEURON_UPDATES, TAG_A, TAG_B, TAG_NONE)
+                            MASS_B, NEURON_UPDATES, NOT_COUNTED, SIN_EVENTS, SIN_MASS, SIN_VALUE, TAG_A, TAG_B,
+                            TAG_NONE)
 from evsim.engine.delivery import gate_maxpool, push, route_of
 from evsim.engine.encoders import analog_current, encode
 from evsim.engine.jit import kernel, parallel_kernel
@@ -48,13 +49,24 @@ def firing_unit(kind, period, t):
 
 
 @kernel
-def record_events(ev, start, stop, mass, value, noff, size, counts, record, spike_coef, spike_val):
-    """Count emitted events (A and B apart), add their mass and value to their neurons, record them if asked."""
+def record_events(ev, start, stop, mass, value, noff, size, counts, values, record, spike_coef, spike_val, ann_sign):
+    """Count emitted events (A and B apart), add their mass and value to their neurons, record them if asked.
+
+    With the ANN's activation signs (`ann_sign`, per neuron; empty when not given), an event whose sign
+    differs from its neuron's is a spike of an inactivated neuron (SIN): counted, with its |c| and |value|.
+    """
     ev_idx, ev_coef, ev_tag, ev_val = ev
+    signs = ann_sign.size > 0
     for e in range(start, stop):
         i, m, tag = ev_idx[e], abs(ev_coef[e]), ev_tag[e]
         counts[EVENTS] += 1
         counts[MASS] += m
+        if signs:
+            s = ann_sign[noff + i]
+            if s != NOT_COUNTED and (1 if ev_coef[e] > 0 else -1) != s:
+                counts[SIN_EVENTS] += 1
+                counts[SIN_MASS] += m
+                values[SIN_VALUE] += abs(ev_val[e])
         if tag == TAG_A:
             counts[EVENTS_A] += 1
             counts[MASS_A] += m
@@ -126,11 +138,13 @@ def record_readout(v, discharged, v_init, mass, soff, noff, order, readout_v, re
 
 
 @kernel
-def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj_counts,
+def run_sample(plan, x, ann_sign, sample, seed, encoder, timesteps, pred, pop_counts, pop_values, proj_counts,
                readout_v, readout_mass, readout_drive, spike_coef, spike_val):
     """Simulate one sample for `timesteps` steps, writing into this sample's output slices.
 
-    `readout_v`/`readout_mass` have T rows (full trace) or 1 row (final state
+    `ann_sign` holds the ANN's activation sign of every neuron (internal
+    order; NOT_COUNTED where none), or nothing: it is what the SIN counters
+    compare with. `readout_v`/`readout_mass` have T rows (full trace) or 1 row (final state
     only); `readout_drive` has T rows; `spike_coef`/`spike_val` are [T, slots] when spikes
     are recorded, else [1, 0].
     Only this function reads `plan` in the loop: the kernels it calls take the
@@ -189,7 +203,8 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
                     pop_counts[t, p, NEURON_UPDATES] = size[p]
             # 3. record
             record_events(ev, ebase, ebase + ev_n[p], mass, value, noff[p], size[p], pop_counts[t, p],
-                          record_spikes, spike_coef[t if record_spikes else 0], spike_val[t if record_spikes else 0])
+                          pop_values[t, p], record_spikes, spike_coef[t if record_spikes else 0],
+                          spike_val[t if record_spikes else 0], ann_sign)
             # 4. deliver
             deliver(p, t, plan.out_ptr, plan.out_proj, plan.proj_rec, plan.ints, plan.floats, kind, size, soff, noff,
                     plan.pop_gated, plan.pop_period, ev, ev_n, v, mass, value, proj_counts[t])
@@ -201,9 +216,10 @@ def run_sample(plan, x, sample, seed, encoder, timesteps, pred, pop_counts, proj
 
 
 @parallel_kernel
-def run_batch(plan, inputs, samples, seed, encoder, timesteps, pred, pop_counts, proj_counts,
+def run_batch(plan, inputs, ann_signs, samples, seed, encoder, timesteps, pred, pop_counts, pop_values, proj_counts,
               readout_v, readout_mass, readout_drive, spike_coef, spike_val):
     """Run a batch of samples in parallel; sample b writes only its own slice of every output."""
     for b in numba.prange(inputs.shape[0]):
-        run_sample(plan, inputs[b], samples[b], seed, encoder, timesteps, pred[b], pop_counts[b], proj_counts[b],
-                   readout_v[b], readout_mass[b], readout_drive[b], spike_coef[b], spike_val[b])
+        run_sample(plan, inputs[b], ann_signs[b], samples[b], seed, encoder, timesteps, pred[b], pop_counts[b],
+                   pop_values[b], proj_counts[b], readout_v[b], readout_mass[b], readout_drive[b], spike_coef[b],
+                   spike_val[b])
