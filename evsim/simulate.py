@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -21,7 +23,7 @@ import numpy as np
 from evsim import kinds
 from evsim.analysis.metrics import cosine_similarity, mean_abs_difference, readout_estimates, step_weights
 from evsim.counters import NOT_COUNTED, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS
-from evsim.engine.plan import build_plan, chw_of_internal
+from evsim.engine.plan import P_NOFF, P_SIZE, Workspace, build_plan, chw_of_internal, workspace
 from evsim.engine.scheduler import run_batch
 from evsim.errors import SimulationInputError
 from evsim.network import Network
@@ -122,11 +124,13 @@ class Simulator:
         self.network = network
         self.dtype = str(np.dtype(dtype))
         self.threads = threads or numba.config.NUMBA_NUM_THREADS
+        self._pool = None  # worker threads, started by the first run that uses more than one
+        self._local = threading.local()  # each thread's Workspace
         started = time.perf_counter()
         self.plan = build_plan(network, dtype=np.dtype(dtype))
         # An empty batch compiles the driver (or loads it from the disk cache) before any timed run.
         options = RunOptions(timesteps=1).for_network(network)
-        run_batch(self.plan, np.zeros((0, network.input.size)), np.zeros((0, 0), np.int8), np.zeros(0, np.int64), 0,
+        run_batch(self.plan, self._workspace(), np.zeros((0, network.input.size)), np.zeros((0, 0), np.int8), np.zeros(0, np.int64), 0,
                   kinds.ENCODER_CODES[options.encoder], 1, *_Accumulator(self, 0, options, None).allocate(0))
         self._startup = time.perf_counter() - started  # reported by the first run
 
@@ -171,16 +175,43 @@ class Simulator:
         encoder = kinds.ENCODER_CODES[options.encoder]
         startup, self._startup = self._startup + time.perf_counter() - started, 0.0
         started = time.perf_counter()
-        with _numba_threads(self.threads), _progress_bar(len(flat), progress) as bar:
+        with _progress_bar(len(flat), progress) as bar:
             for start in range(0, len(flat), batch_size):
                 chunk = np.arange(start, min(start + batch_size, len(flat)))
                 outputs = acc.allocate(len(chunk))
                 chunk_signs = signs.chunk(chunk) if signs else np.zeros((len(chunk), 0), np.int8)
-                run_batch(self.plan, flat[chunk], chunk_signs, ids[chunk], options.seed, encoder, options.timesteps,
-                          *outputs)
+                self._run_chunk((flat[chunk], chunk_signs, ids[chunk]), options.seed, encoder, options.timesteps,
+                                outputs)
                 acc.add(chunk, outputs)
                 bar.update(len(chunk))
         return acc.result(labels, time.perf_counter() - started, startup, signs.populations if signs else [])
+
+    def _run_chunk(self, inputs: tuple, seed: int, encoder: int, timesteps: int, outputs: tuple) -> None:
+        """Run a chunk of samples into `outputs`: in this thread, or sample by sample over the worker threads.
+
+        The jitted driver releases the GIL, so threads run samples side by side; each sample writes only
+        its own rows, so the result does not depend on how they are shared out.
+        """
+        n = len(inputs[0])
+        if self.threads == 1 or n == 1:
+            run_batch(self.plan, self._workspace(), *inputs, seed, encoder, timesteps, *outputs)
+            return
+
+        def one(b):
+            rows = slice(b, b + 1)
+            run_batch(self.plan, self._workspace(), *(x[rows] for x in inputs), seed, encoder, timesteps,
+                      *(o[rows] for o in outputs))
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="evsim")
+        list(self._pool.map(one, range(n)))  # list(): wait, and raise what a worker raised
+
+    def _workspace(self) -> Workspace:
+        """This thread's scratch state for the engine (allocated on its first sample)."""
+        work = getattr(self._local, "work", None)
+        if work is None:
+            work = self._local.work = workspace(self.plan)
+        return work
 
 
 def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
@@ -206,16 +237,6 @@ def _check_inputs(network, inputs, encoder):
 
 
 _RANGE_WORDING = {kinds.BERNOULLI: "|x| <= 1 (x is a firing probability)", kinds.PHASE_ENCODER: "0 <= x <= 1"}
-
-
-@contextlib.contextmanager
-def _numba_threads(threads):
-    previous = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -263,11 +284,11 @@ class _SignSource:
                 raise SimulationInputError("ann_signs: the function gave other populations for another batch")
         else:
             signs = {name: np.asarray(array)[rows] for name, array in self.source.items()}
-        out = np.full((len(rows), int(plan.pop_size.sum())), NOT_COUNTED, dtype=np.int8)
+        out = np.full((len(rows), int(plan.pop_rec[:, P_SIZE].sum())), NOT_COUNTED, dtype=np.int8)
         for p, pop in enumerate(network.populations):
             if pop.name in signs:
                 values = np.sign(np.asarray(signs[pop.name], dtype=np.float64).reshape(len(rows), -1))
-                start = int(plan.pop_noff[p])
+                start = int(plan.pop_rec[p, P_NOFF])
                 out[:, start:start + pop.size] = values[:, chw_of_internal(pop.shape)].astype(np.int8)
         return out
 
@@ -288,7 +309,7 @@ class _Accumulator:
         self.abs_difference = np.zeros((n, self.T)) if ann_outputs is not None else None
         self.P, self.Q = len(network.populations), len(network.projections)
         self.N = out.size
-        self.n_slots = 2 * int(plan.pop_size.sum())
+        self.n_slots = 2 * int(plan.pop_rec[:, P_SIZE].sum())
         self.pred = np.zeros((n, self.T), dtype=np.int32)
         self.pop_step = np.zeros((self.T, self.P, len(POPULATION_COUNTERS)), dtype=np.int64)
         self.proj_step = np.zeros((self.T, self.Q, len(PROJECTION_COUNTERS)), dtype=np.int64)
@@ -316,13 +337,13 @@ class _Accumulator:
                 np.zeros((b, self.T, self.Q, len(PROJECTION_COUNTERS)), np.int64),
                 np.zeros((b, rows, self.N), self.plan.floats.dtype),
                 np.zeros((b, rows, self.N), np.int64),
-                np.zeros((b, self.T, self.N), np.float64),
+                np.zeros((b, self.T if self.ann_outputs is not None else 1, self.N), np.float64),  # drive
                 np.zeros((b, spike_rows, spike_slots), np.int64),
                 np.zeros((b, spike_rows, spike_slots), np.float64))
 
     def add(self, chunk, outputs):
         pred, pop_counts, pop_values, proj_counts, readout_v, readout_mass, drive, spike_coef, spike_val = outputs
-        estimates = readout_estimates(drive, self.step_weights, self.output_scale)
+        estimates = readout_estimates(drive, self.step_weights[-drive.shape[1]:], self.output_scale)
         self.estimate[chunk] = estimates[:, -1]
         if self.ann_outputs is not None:
             self.cosine[chunk] = cosine_similarity(estimates, self.ann_outputs[chunk])
@@ -375,7 +396,7 @@ class _Accumulator:
         for p, pop in enumerate(self.network.populations):
             if pop.spec.membrane and not pop.fires:
                 continue  # a potential readout emits nothing
-            base, size = 2 * int(self.plan.pop_noff[p]), pop.size
+            base, size = 2 * int(self.plan.pop_rec[p, P_NOFF]), pop.size
             internal = np.argsort(chw_of_internal(pop.shape))
             halves = {"A": base, "B": base + size} if pop.name in tagged else {"out": base}
             for tag, start in halves.items():

@@ -10,8 +10,8 @@ from numba.extending import register_jitable
 
 from evsim.counters import TAG_NONE
 from evsim.engine.delivery import push, route_of
-from evsim.engine.jit import kernel
-from evsim.engine.plan import REC_SRC, REC_TGT
+from evsim.engine.jit import inline_kernel, kernel
+from evsim.engine.plan import P_KIND, P_SIZE, P_SOFF, P_UNITS, REC_SRC, REC_TGT
 from evsim.kinds import BERNOULLI, BIF, ENCODER_CODES, INPUT
 
 BERNOULLI_CODE = ENCODER_CODES[BERNOULLI]
@@ -41,7 +41,7 @@ def bernoulli_uniform(seed, sample, t, pixel):
     return (h >> _S11) * (1.0 / 9007199254740992.0)
 
 
-@kernel
+@inline_kernel
 def phase_bit(x, period, t):
     """Whether a pixel of value x in [0, 1] emits at step t under the phase encoder."""
     levels = 1 << period
@@ -49,7 +49,7 @@ def phase_bit(x, period, t):
     return (q >> (period - 1 - t % period)) & 1
 
 
-@kernel
+@inline_kernel
 def encode(encoder, x, input_chw, period, sample, seed, t, sk, ev, ebase):
     """Input events of step t: Bernoulli (|x| as probability, value sign(x)) or phase (bits of x)."""
     ev_idx, ev_coef, ev_tag, ev_val = ev
@@ -75,32 +75,43 @@ def encode(encoder, x, input_chw, period, sample, seed, t, sk, ev, ebase):
 
 
 @kernel
-def analog_current(plan, x, current, input_ops):
+def analog_current(plan, x, current, input_ops, order, ev, ops):
     """Deliver the analog input once per sample: the constant current of every input projection's targets.
 
-    Pixels are pushed as events of value x (nonzero ones first), so the
-    current is built by the same kernels as spikes. `input_ops[q]` receives
-    the per-step input MACs of each input projection (nonzero pixels, and all
-    pixels), which the semantics charge every step. A MAC is one product
-    w * x: the A and B units of a bif target share it. Called once per
-    sample, so it may read `plan`.
+    Pixels are pushed as events of value x (nonzero ones first, in the
+    scratch `order` and event buffers `ev`), so the current is built by the
+    same kernels as spikes. `input_ops[q]` receives the per-step input MACs
+    of each input projection (nonzero pixels, and all pixels), which the
+    semantics charge every step. A MAC is one product w * x: the A and B
+    units of a bif target share it. Called once per sample, so it may read
+    `plan`.
     """
     n = x.size
-    order = np.concatenate((np.flatnonzero(x != 0), np.flatnonzero(x == 0)))
-    n_nonzero = np.count_nonzero(x)
-    ev = (order, np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.empty(n, dtype=current.dtype))
+    ev_idx, ev_coef, ev_tag, ev_val = ev
+    n_nonzero = 0
+    for i in range(n):  # nonzero pixels first, then the zero ones (plain loops: no NumPy calls to compile)
+        if x[i] != 0:
+            order[n_nonzero] = i
+            n_nonzero += 1
+    zero = n_nonzero
+    for i in range(n):
+        if x[i] == 0:
+            order[zero] = i
+            zero += 1
     for e in range(n):
-        ev[3][e] = x[order[e]]
+        ev_idx[e], ev_coef[e], ev_tag[e], ev_val[e] = order[e], 1, TAG_NONE, x[order[e]]
+    pops = plan.pop_rec
     for q in range(plan.proj_rec.shape[0]):
         rec = plan.proj_rec[q]
-        r = rec[REC_TGT]
-        if plan.pop_kind[rec[REC_SRC]] != INPUT_CODE:
+        tgt = pops[rec[REC_TGT]]
+        if pops[rec[REC_SRC], P_KIND] != INPUT_CODE:
             continue
-        ops = np.zeros((2, 3), dtype=np.int64)  # nonzero pixels, zero pixels; ac / scaled / pool slots
-        for part in range(2):
-            start, stop = (0, n_nonzero) if part == 0 else (n_nonzero, n)
+        for part in range(2):  # nonzero pixels, zero pixels; ac / scaled / pool slots
+            ops[part, 0] = ops[part, 1] = ops[part, 2] = 0
+            start = part * n_nonzero  # (0, n_nonzero), then (n_nonzero, n); never a literal: push would compile twice
+            stop = n_nonzero + part * (n - n_nonzero)
             # the current of both units of a bif pair (a gated pair integrates one at a time: neurons.integrate)
-            route = route_of(plan.pop_soff[r], plan.pop_size[r], plan.pop_kind[r] == BIF_CODE, False, 0)
-            push(rec, plan.ints, plan.floats, ev, start, stop, current, plan.pop_size[r], route, ops[part])
-        input_ops[q, 0] = ops[0].sum() // plan.pop_units[r]
-        input_ops[q, 1] = ops.sum() // plan.pop_units[r]
+            route = route_of(tgt[P_SOFF], tgt[P_SIZE], tgt[P_KIND] == BIF_CODE, False, 0)
+            push(rec, plan.ints, plan.floats, ev, start, stop, current, tgt[P_SIZE], route, ops[part])
+        input_ops[q, 0] = (ops[0, 0] + ops[0, 1] + ops[0, 2]) // tgt[P_UNITS]
+        input_ops[q, 1] = (ops[0, 0] + ops[0, 1] + ops[0, 2] + ops[1, 0] + ops[1, 1] + ops[1, 2]) // tgt[P_UNITS]

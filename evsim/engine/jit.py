@@ -68,6 +68,12 @@ def kernel(function):
     return numba.njit(**JIT_OPTIONS)(function)
 
 
-def parallel_kernel(function):
-    """Compile a driver that runs `numba.prange` loops over samples."""
-    return numba.njit(parallel=True, **JIT_OPTIONS)(function)
+def inline_kernel(function):
+    """Compile a helper that Numba inlines into every caller (at its IR level).
+
+    For the helpers of hot loops: a call between jitted functions is not
+    inlined by LLVM and costs a reference-count update per array argument;
+    inlined, a per-tap add runs about twice as fast.
+    """
+    return numba.njit(inline="always", **JIT_OPTIONS)(function)
+

@@ -6,11 +6,11 @@ binary, ternary or augmented, bounded or not).
 """
 from __future__ import annotations
 
-from evsim.engine.delivery import add_scaled
-from evsim.engine.jit import kernel
+from evsim.engine.delivery import add_run
+from evsim.engine.jit import inline_kernel
 
 
-@kernel
+@inline_kernel
 def step_weight(phase, period, t):
     """S_k = 2^-(1 + t mod K) under phase coding, 1 under rate coding (exact: halvings of 1)."""
     s = 1.0
@@ -20,7 +20,7 @@ def step_weight(phase, period, t):
     return s
 
 
-@kernel
+@inline_kernel
 def integrating_units(units, gated, period, t):
     """The units that take this step's untagged input and bias: (first, count).
 
@@ -32,18 +32,19 @@ def integrating_units(units, gated, period, t):
     return 0, units
 
 
-@kernel
+@inline_kernel
 def integrate(v, current, bias, soff, noff, size, first, count, analog, biased, sk):
     """Add this step's analog current and bias, weighted by S_k, to units first..first+count-1 (A = 0, B = 1)."""
+    weight = v.dtype.type(sk)
     for u in range(first, first + count):
         base = soff + u * size
         if analog:
-            add_scaled(v[base:base + size], current[base:base + size], sk)
+            add_run(v, base, current, base, size, weight)
         if biased:
-            add_scaled(v[base:base + size], bias[noff:noff + size], sk)
+            add_run(v, base, bias, noff, size, weight)
 
 
-@kernel
+@inline_kernel
 def coefficient(excess, threshold, max_coeff):
     """The spike coefficient c >= 1 with c * threshold <= excess < (c + 1) * threshold, capped at max_coeff > 0.
 
@@ -61,7 +62,7 @@ def coefficient(excess, threshold, max_coeff):
     return c
 
 
-@kernel
+@inline_kernel
 def fire(v, discharged, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_weight, tag,
          ev, ebase, n_events):
     """Compare every unit with this step's thresholds, emit events, reset by subtraction.

@@ -33,38 +33,32 @@ from evsim import kinds
 from evsim.geometry import axis_hits
 from evsim.network import Network, Population, Projection
 
+# Fields of a population record (a row of Plan.pop_rec): kind code, neurons, state units per neuron (2 for
+# bif), offsets into per-neuron arrays and per-unit state (A units, then B units), phase coded?, period K (a
+# bif's gating period too), max_coeff (1 binary/ternary, M > 1 bounded, 0 unbounded), a negative threshold?,
+# compares against thresholds?, neurons with a nonzero bias, the bias onset, gated drive (bif)?, a spikes
+# readout ranking by value?, fed by an input projection?, and its outgoing projections
+# (out_proj[P_OUT:P_OUT_END]).
+(P_KIND, P_SIZE, P_UNITS, P_NOFF, P_SOFF, P_PHASE, P_PERIOD, P_MAX_COEFF, P_HAS_NEG, P_FIRES, P_BIAS_NEURONS,
+ P_BIAS_ONSET, P_GATED, P_RANK_VALUE, P_FED_BY_INPUT, P_OUT, P_OUT_END) = range(17)
+POPULATION_FIELDS = 17
 # Fields of a projection record (a row of Plan.proj_rec). REC_RANK: a max gate ranks by value (1) or mass (0).
 REC_KIND, REC_SRC, REC_TGT, REC_INTS, REC_FLOATS, REC_RANK = range(6)
 RECORD_FIELDS = 6
 # The geometry header of a windowed projection, at its REC_INTS offset: input and output [C, H, W]
-# (vectors as [N, 1, 1]), kernel, stride, padding, dilation, groups, and the absolute offsets in `ints`
-# of its row and column hit tables (evsim.geometry.axis_hits).
+# (vectors as [N, 1, 1]), kernel, stride, padding, dilation, groups, the absolute offsets in `ints`
+# of its row and column hit tables (evsim.geometry.axis_hits), and whether its columns are runs (`_runs`).
 (G_CIN, G_HIN, G_WIN, G_COUT, G_HOUT, G_WOUT, G_KH, G_KW, G_SH, G_SW, G_PH, G_PW, G_DH, G_DW, G_GROUPS,
- G_ROWS, G_COLS) = range(17)
-GEOMETRY_FIELDS = 17
+ G_ROWS, G_COLS, G_RUNS) = range(18)
+GEOMETRY_FIELDS = 18
 
 
 class Plan(NamedTuple):
     """Flat arrays the scheduler runs on. Index `p` is a population in topological order, `q` a projection."""
 
     # populations
-    pop_kind: np.ndarray      # [P] kind code (kinds.PopulationKind.code)
-    pop_size: np.ndarray      # [P] neurons
-    pop_units: np.ndarray     # [P] state units per neuron (2 for bif)
-    pop_noff: np.ndarray      # [P] offset into per-neuron arrays
-    pop_soff: np.ndarray      # [P] offset into per-unit state (A units, then B units)
-    pop_phase: np.ndarray     # [P] 1 if phase coded
-    pop_period: np.ndarray    # [P] phase period K (bif gating period too)
-    pop_max_coeff: np.ndarray  # [P] 1 binary/ternary, M > 1 bounded, 0 unbounded
-    pop_has_neg: np.ndarray   # [P] 1 if a negative threshold is set
-    pop_fires: np.ndarray     # [P] 1 if the population compares against thresholds
-    pop_bias_neurons: np.ndarray  # [P] neurons with a nonzero bias
-    pop_bias_onset: np.ndarray  # [P] first step whose bias is added
-    pop_gated: np.ndarray     # [P] 1 for a bif pair whose untagged input and bias reach only its integrating unit
-    pop_rank_value: np.ndarray  # [P] 1 for a spikes readout that ranks by the values of its events
-    pop_fed_by_input: np.ndarray  # [P] 1 if an input projection targets it
-    out_ptr: np.ndarray       # [P + 1] CSR of outgoing projections
-    out_proj: np.ndarray      # projection ids
+    pop_rec: np.ndarray       # [P, POPULATION_FIELDS]
+    out_proj: np.ndarray      # projection ids, grouped by source population
     # neurons (internal order)
     theta_pos: np.ndarray
     theta_neg: np.ndarray
@@ -78,6 +72,40 @@ class Plan(NamedTuple):
     input_chw: np.ndarray     # [input size] C-major index of each internal input neuron
     output_pop: int
     output_internal: np.ndarray  # [output size] internal index of each C-major output neuron
+
+
+class Workspace(NamedTuple):
+    """The scratch state of one sample, allocated once per worker thread (`workspace`) and reset by
+    `run_sample`: the jitted engine allocates nothing (each NumPy allocation it called compiled one more
+    function, the largest part of its cold start)."""
+
+    v: np.ndarray             # [units] membrane potentials (A units, then B units)
+    current: np.ndarray       # [units] the analog input's constant current
+    discharged: np.ndarray    # [units] what the resets took (float64), for the readout drive
+    mass: np.ndarray          # [neurons] sum of |c| emitted so far
+    value: np.ndarray         # [neurons] sum of the emitted values c * S_k so far (float64; dyadic: exact)
+    ev_idx: np.ndarray        # [2 neurons] event buffers: 2 slots per neuron (a bif pair, or a relay fed
+    ev_coef: np.ndarray       # by one, can pass A and B), a population's events at 2 * its neuron offset
+    ev_tag: np.ndarray
+    ev_val: np.ndarray
+    ev_n: np.ndarray          # [P] events of each population this step
+    input_ops: np.ndarray     # [Q, 2] per-step input MACs of each projection (nonzero pixels, all pixels)
+    pixels: np.ndarray        # [input size] the input pixels, nonzero ones first (analog current)
+    ops: np.ndarray           # [2, 3] scratch counters of the analog current
+
+
+def workspace(plan: Plan) -> Workspace:
+    pops = plan.pop_rec
+    units = int((pops[:, P_SIZE] * pops[:, P_UNITS]).sum())
+    neurons = int(pops[:, P_SIZE].sum())
+    dtype = plan.floats.dtype
+    return Workspace(
+        v=np.zeros(units, dtype), current=np.zeros(units, dtype), discharged=np.zeros(units),
+        mass=np.zeros(neurons, np.int64), value=np.zeros(neurons),
+        ev_idx=np.zeros(2 * neurons, np.int64), ev_coef=np.zeros(2 * neurons, np.int64),
+        ev_tag=np.zeros(2 * neurons, np.int64), ev_val=np.zeros(2 * neurons, dtype),
+        ev_n=np.zeros(len(pops), np.int64), input_ops=np.zeros((plan.proj_rec.shape[0], 2), np.int64),
+        pixels=np.zeros(plan.input_chw.size, np.int64), ops=np.zeros((2, 3), np.int64))
 
 
 def chw_of_internal(shape: tuple[int, ...]) -> np.ndarray:
@@ -120,26 +148,26 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
         fed[index[proj.target]] = 1
     out_pop = network.output_population
 
-    def ints(values):
-        return np.asarray(values, dtype=np.int64)
+    table = np.zeros((len(pops), POPULATION_FIELDS), dtype=np.int64)
+    table[:, P_KIND] = [p.spec.code for p in pops]
+    table[:, P_SIZE] = sizes
+    table[:, P_UNITS] = units
+    table[:, P_NOFF] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    table[:, P_SOFF] = np.concatenate([[0], np.cumsum(sizes * units)[:-1]])
+    table[:, P_PHASE] = [p.coding == kinds.PHASE for p in pops]
+    table[:, P_PERIOD] = [p.phase_period for p in pops]
+    table[:, P_MAX_COEFF] = [p.max_coeff for p in pops]
+    table[:, P_HAS_NEG] = [p.theta_neg is not None for p in pops]
+    table[:, P_FIRES] = [p.fires for p in pops]
+    table[:, P_BIAS_NEURONS] = bias_neurons
+    table[:, P_BIAS_ONSET] = [p.bias_onset for p in pops]
+    table[:, P_GATED] = [p.drive == kinds.GATED for p in pops]
+    table[:, P_RANK_VALUE] = [p.rank == kinds.VALUE for p in pops]
+    table[:, P_FED_BY_INPUT] = fed
+    table[:, P_OUT], table[:, P_OUT_END] = out_ptr[:-1], out_ptr[1:]
 
     return Plan(
-        pop_kind=ints([p.spec.code for p in pops]),
-        pop_size=sizes,
-        pop_units=units,
-        pop_noff=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
-        pop_soff=np.concatenate([[0], np.cumsum(sizes * units)[:-1]]).astype(np.int64),
-        pop_phase=ints([p.coding == kinds.PHASE for p in pops]),
-        pop_period=ints([p.phase_period for p in pops]),
-        pop_max_coeff=ints([p.max_coeff for p in pops]),
-        pop_has_neg=ints([p.theta_neg is not None for p in pops]),
-        pop_fires=ints([p.fires for p in pops]),
-        pop_bias_neurons=bias_neurons,
-        pop_bias_onset=ints([p.bias_onset for p in pops]),
-        pop_gated=ints([p.drive == kinds.GATED for p in pops]),
-        pop_rank_value=ints([p.rank == kinds.VALUE for p in pops]),
-        pop_fed_by_input=fed,
-        out_ptr=out_ptr,
+        pop_rec=table,
         out_proj=out_proj,
         theta_pos=neurons["theta_pos"].astype(dtype),
         theta_neg=neurons["theta_neg"].astype(dtype),
@@ -190,12 +218,44 @@ def _geometry(proj: Projection, src: Population, tgt: Population, int_base: int)
     kh, kw = proj.kernel_size
     dil = proj.dilation if proj.spec.weights == "taps" else (1, 1)  # pools have no dilation
     groups = proj.groups if proj.spec.weights == "taps" else 1
+    runs = _runs(proj)
     rows = axis_hits(hin, proj.padding[0], kh, dil[0], proj.stride[0], hout).reshape(-1)
-    cols = axis_hits(win, proj.padding[1], kw, dil[1], proj.stride[1], wout).reshape(-1)
+    cols = (_column_runs if runs else axis_hits)(win, proj.padding[1], kw, dil[1], proj.stride[1], wout).reshape(-1)
     header = np.array([cin, hin, win, cout, hout, wout, kh, kw, proj.stride[0], proj.stride[1],
                        proj.padding[0], proj.padding[1], dil[0], dil[1], groups,
-                       int_base + GEOMETRY_FIELDS, int_base + GEOMETRY_FIELDS + rows.size], dtype=np.int64)
+                       int_base + GEOMETRY_FIELDS, int_base + GEOMETRY_FIELDS + rows.size, runs], dtype=np.int64)
     return np.concatenate([header, rows, cols])
+
+
+def _runs(proj: Projection) -> bool:
+    """Whether a conv's columns are delivered as runs: the kernel columns an input column reaches then hit
+    consecutive output columns (the column dilation divides the column stride) and, with one group, the
+    `hits x Cout` targets are contiguous in the channels-last state; `_run_order` lays the weights out to
+    match, so one event adds one contiguous run per kernel row it reaches."""
+    return proj.spec.weights == "taps" and proj.groups == 1 and proj.stride[1] % proj.dilation[1] == 0
+
+
+def _run_order(k: int, dilation: int, stride: int) -> np.ndarray:
+    """Kernel columns in run order: grouped by the stride phase (kx * dilation) mod stride, descending in each
+    group, so that the columns one input column reaches are consecutive, in ascending output column."""
+    return np.array(sorted(range(k), key=lambda kx: ((kx * dilation) % stride, -kx)), dtype=np.int64)
+
+
+def _column_runs(n_in: int, pad: int, k: int, dilation: int, stride: int, n_out: int) -> np.ndarray:
+    """Per input column: `[hits, first output column, first kernel slot in run order]`."""
+    slot = np.argsort(_run_order(k, dilation, stride))  # kernel column -> its place in run order
+    hits = axis_hits(n_in, pad, k, dilation, stride, n_out)
+    table = np.zeros((n_in, 3), dtype=np.int64)
+    for x in range(n_in):
+        n = hits[x, 0]
+        if n == 0:
+            continue
+        outs, taps = hits[x, 1:1 + 2 * n:2], hits[x, 2:2 + 2 * n:2]
+        ascending = np.argsort(outs)
+        outs, slots = outs[ascending], slot[taps[ascending]]
+        assert np.all(np.diff(outs) == 1) and np.all(np.diff(slots) == 1), "not a run"
+        table[x] = n, outs[0], slots[0]
+    return table
 
 
 def _as_chw(shape):
@@ -209,12 +269,14 @@ def _rows(proj: Projection, src_chw, tgt_chw) -> np.ndarray:
 
 
 def _taps(proj: Projection, src_chw, tgt_chw) -> np.ndarray:
-    """Conv weights [Cin, kh, kw, Cout/groups], scale folded in."""
+    """Conv weights [Cin, kh, kw, Cout/groups], scale folded in; kernel columns in run order (`_runs`)."""
     w = np.asarray(proj.weight, dtype=np.float64)  # [Cout, Cin/g, kh, kw]
     cout, cin_g, kh, kw = w.shape
     cout_g = cout // proj.groups
     # [g, cout_g, cin_g, kh, kw] -> [g, cin_g, kh, kw, cout_g], i.e. [Cin, kh, kw, cout_g]
     w = w.reshape(proj.groups, cout_g, cin_g, kh, kw).transpose(0, 2, 3, 4, 1)
+    if _runs(proj):
+        w = w[:, :, :, _run_order(kw, proj.dilation[1], proj.stride[1]), :]
     return np.ascontiguousarray(w * proj.scale).reshape(-1)
 
 
