@@ -122,7 +122,7 @@ def dyadic(model, step=0.5):
                 module.eps = 0.0
                 module.running_var.fill_(1.0)
                 module.running_mean.copy_(torch.round(module.running_mean / step) * step)
-            for name, parameter in module.named_parameters(recurse=False):
+            for parameter in module.parameters(recurse=False):
                 parameter.copy_(torch.round(parameter / step) * step)
         for module in model.modules():  # a batch norm's scale must not round to 0
             if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):

@@ -7,31 +7,37 @@ Conversion (docs/export.md has the formulas of every method):
    and max pools included).
 2. The method (`weights_io.methods`: "rate-norm", "termapping",
    "augmapping", "clip", "phase", "bsnn") checks that it can convert the
-   layers, may rewrite them (bsnn: synchronous neurons on residual
+   layers; average pools are folded into the conv / dense layer after them
+   (`trace.fold_pools`, option `pool="fold"`, exact or refused); the method
+   may rewrite the layers (bsnn: synchronous neurons on residual
    shortcuts), measures what it needs on the calibration set, and gives
    every conv / dense layer and every residual sum a `Scaling`: what one
    spike and one unit of membrane potential stand for in ANN units. Weights,
    biases, thresholds and the readout's `output_scale` follow from it by one
    set of rules, the same for every method (`methods.weight_scale`,
-   `methods.thresholds`, and `methods.reach`: the bif halving).
+   `methods.thresholds`, and `methods.reach`: the bif halving, under
+   `drive="split"` only).
 3. Every hidden conv / dense layer becomes a population of the method's
    neurons (`if` with rate coding; `if` with phase coding under "phase";
-   `bif` pairs with phase coding under "bsnn"), with the method's
-   `max_coeff`, its bias per channel / neuron, v_init = v_init_fraction *
-   theta_pos. An `AvgPool2d` becomes an `avgpool2d` projection into its own
-   hidden population (threshold 1 in units of its source's spikes, -1 as
-   well when the source can be negative): the pool of spikes is re-encoded
-   as spikes, as semantics.md describes (the alternative, folding the pool
-   into the next linear layer, is not done; /meta says so). A `MaxPool2d`
-   becomes a `maxpool2d` projection (the spiking max gate) into a `relay`
-   population, which passes the winner's spikes unchanged. A residual sum
-   becomes one hidden population fed by each of its terms: the merged conv
-   path, and an identity shortcut of scale lambda_in / lambda_out (BSNN
-   eq. 16) or a 1x1-conv shortcut. The output layer becomes a `readout`
-   population in `potential` mode, whose rate (drive / W(t), W(t) the sum of
-   its step weights) times `output_scale` approximates the ANN's output.
-4. `/ann` (MACs, accuracy, the ANN's outputs on the samples, and per
-   population what one spike stands for: lambda under rate-norm), `/samples`
+   `bif` pairs with phase coding under "bsnn", gated drive, each bias from
+   the first step an event can reach it), with the method's `max_coeff`,
+   its bias per channel / neuron, v_init = v_init_fraction * theta_pos.
+   With `pool="population"` an `AvgPool2d` becomes an `avgpool2d`
+   projection into its own hidden population (threshold 1 in units of its
+   source's spikes, -1 as well when the source can be negative): the pool of
+   spikes is re-encoded as spikes. A `MaxPool2d` becomes a `maxpool2d`
+   projection (the spiking max gate; ranked by value under phase and bsnn)
+   into a `relay` population, which passes the winner's spikes unchanged. A
+   residual sum becomes one hidden population fed by each of its terms: the
+   merged conv path, and an identity shortcut of scale lambda_in / lambda_out
+   (BSNN eq. 16) or a 1x1-conv shortcut. The output layer becomes a `readout`
+   population in `potential` mode (or, termapping and augmapping with
+   `readout="spikes"`, a spiking readout ranked by value), whose rate
+   (drive / W(t), W(t) the sum of its step weights) times `output_scale`
+   approximates the ANN's output.
+4. `/ann` (MACs of the ANN as it is, pools included, accuracy, the ANN's
+   outputs on the samples, and per population what one spike stands for:
+   lambda under rate-norm), `/samples`
    and `/meta` (method, options, per-layer scalings and thresholds) are
    filled in.
 
