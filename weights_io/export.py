@@ -81,7 +81,7 @@ from evsim.weights_io.trace import (
     weighted_layer_outputs,
 )
 
-__all__ = ["ann_macs", "architecture_string", "build_network", "convert_model", "export_model", "run_layers",
+__all__ = ["Build", "ann_macs", "architecture_string", "build_network", "convert_model", "export_model", "run_layers",
            "trace_model"]
 
 POOL_HANDLING = {
