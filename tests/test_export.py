@@ -10,7 +10,7 @@ nn = torch.nn
 
 from evsim.errors import ExportError  # noqa: E402
 from evsim.weights_io.export import ann_macs, convert_model, export_model, run_layers, trace_model  # noqa: E402
-from torch_models import FAR_FROM_IDENTITY, bn_conv_net, dense_net, randomise_batchnorm  # noqa: E402
+from torch_models import FAR_FROM_IDENTITY, bn_conv_net, dense_net, randomise_batchnorm, version_1  # noqa: E402
 
 
 def test_batchnorm_folding_equals_the_unfolded_model():
@@ -179,7 +179,8 @@ def test_the_written_file_reads_back(tmp_path):
     hdf5 = pytest.importorskip("evsim.weights_io.hdf5")
     model = randomise_batchnorm(bn_conv_net(), FAR_FROM_IDENTITY).eval()
     x = torch.rand(8, 1, 6, 6)
-    written = export_model(model, tmp_path / "net.h5", calibration=x, samples=x[:4], labels=[0, 1, 2, 0])
+    written = export_model(model, tmp_path / "net.h5", calibration=x, samples=x[:4], labels=[0, 1, 2, 0],
+                           **version_1("rate-norm"))
     net = hdf5.read_network(tmp_path / "net.h5")
     assert [(p.name, p.kind, tuple(p.shape)) for p in net.populations] == [
         ("input", "input", (1, 6, 6)), ("_0", "if", (4, 6, 6)), ("_3", "if", (4, 3, 3)),

@@ -19,7 +19,7 @@ from evsim.errors import ExportError  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io import read_network  # noqa: E402
 from evsim.weights_io.export import ann_macs, convert_model, export_model, run_layers, trace_model  # noqa: E402
-from torch_models import TinyResNet, dense_net, images, maxpool_net, scalar  # noqa: E402
+from torch_models import TinyResNet, dense_net, images, maxpool_net, scalar, version_1  # noqa: E402
 
 
 def _fold(conv, bn):
@@ -103,7 +103,7 @@ def test_bsnn_follows_algorithm_1_with_bif_pairs():
     both units (the input's events, the bias) is halved; a bif source's tagged events reach one unit, in full."""
     x = np.random.default_rng(1).random((64, 3))
     net = convert_model(_dense(), calibration=torch.tensor(x, dtype=torch.float32), method="bsnn",
-                        v_init_fraction=0.5)
+                        v_init_fraction=0.5, **version_1("bsnn"))
     lam1, lam2, lam3 = _dense_lambdas(x, 99.9)
     inp, h1, h2, out = net.populations
     assert [p.kind for p in net.populations] == ["input", "bif", "bif", "readout"]
@@ -203,7 +203,7 @@ def _block_expectations(model, x, percentile):
 def test_identity_shortcut_scale_is_lambda_in_over_lambda_out(method, sync):
     model, x = TinyResNet(), images()
     options = {} if sync is None else {"sync_neurons": sync}
-    net = convert_model(model, calibration=x, method=method, **options)
+    net = convert_model(model, calibration=x, method=method, **options, **version_1(method))
     percentile = net.meta["percentile"]
     lam = _block_expectations(model, x, percentile)
     bif = method == "bsnn"
@@ -247,7 +247,7 @@ def test_identity_shortcut_scale_is_lambda_in_over_lambda_out(method, sync):
 @pytest.mark.parametrize("sync", [True, False])
 def test_a_conv_shortcut_is_normalised_like_any_layer(sync):
     model, x = TinyResNet(conv_shortcut=True), images()
-    net = convert_model(model, calibration=x, method="bsnn", sync_neurons=sync, percentile=100.0)
+    net = convert_model(model, calibration=x, method="bsnn", sync_neurons=sync, percentile=100.0, **version_1("bsnn"))
     lam = _block_expectations(model, x, 100.0)
     projections = {q.name: q for q in net.projections}
     ws, bs = _fold(*model.block2.shortcut)
@@ -280,7 +280,7 @@ def test_a_shortcut_from_the_input_is_halved_into_bif_pairs():
 
     x = images(8)
     for sync in (False, True):
-        net = convert_model(FromInput().eval(), calibration=x, method="bsnn", sync_neurons=sync)
+        net = convert_model(FromInput().eval(), calibration=x, method="bsnn", sync_neurons=sync, **version_1("bsnn"))
         lam = net.ann.lambdas[[p.name for p in net.populations].index("add")]
         first = next(q for q in net.projections if q.source == "input" and q.kind == "identity")
         if sync:  # input -> sync (halved: untagged), sync -> add in full (tagged)
@@ -327,7 +327,7 @@ def test_resnets_approach_the_ann(method, options, conv_shortcut):
     model, x = TinyResNet(conv_shortcut), images(32)
     with torch.no_grad():
         outputs = model(x).numpy()
-    net = convert_model(model, calibration=x, method=method, percentile=100.0, **options)
+    net = convert_model(model, calibration=x, method=method, percentile=100.0, **options, **version_1(method))
     errors, agree = _errors(net, x.numpy(), outputs, (32, 1024))
     assert errors[1024] < errors[32] / 8
     assert errors[1024] < 0.03 * np.abs(outputs).max()

@@ -17,7 +17,7 @@ from evsim.errors import ExportError  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io.export import convert_model, export_model, trace_model  # noqa: E402
 from evsim.weights_io.layers import TrainableClip  # noqa: E402
-from torch_models import dense_net, pool_conv_net, scalar  # noqa: E402
+from torch_models import dense_net, pool_conv_net, scalar, version_1  # noqa: E402
 
 # A 4-3-2 ANN whose numbers are easy to follow; on X its hidden pre-activations are
 # [[-1, 2, 0.5], [1.5, -1, -1.75], [-2.5, 1, 0]].
@@ -139,7 +139,7 @@ def test_clip_follows_algorithm_1(fraction):
 def test_a_pool_population_carries_its_sources_spikes(method, activation, theta_neg, max_coeff):
     model = pool_conv_net(activation)
     options = {"m_aug": 4} if method == "augmapping" else {}
-    net = convert_model(model, calibration=torch.randn(16, 1, 6, 6), method=method, **options)
+    net = convert_model(model, calibration=torch.randn(16, 1, 6, 6), method=method, **options, **version_1(method))
     conv, pool = net.populations[1:3]
     # a pool is linear: threshold 1 in units of its source's spikes (so its spike is worth the same),
     # -1 as well when the source can be negative, the method's coefficients
@@ -324,7 +324,7 @@ def test_trainable_clip_is_a_leaf_with_a_trainable_bound():
 def test_a_leaky_relu_of_non_negative_values_is_the_identity():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.LeakyReLU(0.1), nn.Flatten(),
                           nn.Linear(2, 2)).eval()
-    net = convert_model(model, calibration=torch.rand(4, 1, 4, 4))  # rate-norm: no leaky layer is left
+    net = convert_model(model, calibration=torch.rand(4, 1, 4, 4), **version_1("rate-norm"))  # no leaky layer is left
     assert [p.kind for p in net.populations] == ["input", "if", "if", "readout"]
 
 
@@ -357,7 +357,7 @@ def test_meta_records_the_method_and_reads_back(tmp_path):
     (_dense(nn.ReLU), {"method": "burst"},
      r"method must be one of \['rate-norm', 'termapping', 'augmapping', 'clip', 'phase', 'bsnn'\], got 'burst'"),
     (_dense(nn.ReLU), {"method": "termapping", "percentile": 99.0},
-     r"option percentile=99.0 does not apply to method 'termapping' \(its options: v_init_fraction\)"),
+     r"option percentile=99.0 does not apply to method 'termapping' \(its options: pool, readout, v_init_fraction\)"),
     (_dense(nn.ReLU), {"method": "augmapping", "percentile": 100}, r"percentile=100 does not apply to.*'augmapping'"),
     (_dense(nn.ReLU), {"m_aug": 4}, r"m_aug=4 does not apply to method 'rate-norm'"),
     (_dense(nn.ReLU), {"method": "termapping", "m_aug": 1}, r"m_aug=1 does not apply to method 'termapping'"),

@@ -19,7 +19,7 @@ def quick(tmp_path_factory):
     import reproduce_bsnn as rb
 
     out = tmp_path_factory.mktemp("bsnn")
-    summary = rb.run(out, rb.QUICK, cache=out / "cache", log=lambda *args: None)
+    summary = rb.run(out, rb.QUICK, cache=out / "cache", log=lambda *args: None, version_1=True)
     return rb, out, summary
 
 

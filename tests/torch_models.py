@@ -109,3 +109,34 @@ class TinyResNet(nn.Module):
     def forward(self, x):
         x = self.block2(self.block1(self.relu(self.bn(self.stem(x)))))
         return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def dyadic(model, step=0.5):
+    """Every weight and bias rounded to a multiple of `step` (a power of 2), every batch norm made exactly
+    affine (eps 0, running variance 1, mean and affine parameters multiples of `step`), so that the folded
+    ANN computes exactly in float32 on inputs that are multiples of a power of 2: its outputs, and so the
+    exporter's factors, do not depend on the order of float sums (one machine or another)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                module.eps = 0.0
+                module.running_var.fill_(1.0)
+                module.running_mean.copy_(torch.round(module.running_mean / step) * step)
+            for parameter in module.parameters(recurse=False):
+                parameter.copy_(torch.round(parameter / step) * step)
+        for module in model.modules():  # a batch norm's scale must not round to 0
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                module.weight.copy_(torch.where(module.weight == 0, torch.full_like(module.weight, step), module.weight))
+    return model.eval()
+
+
+#: The exporter options that bring a method's version-1 network back (docs/export.md, "Options"): bif pairs
+#: with split drive (the halving) and biases from t = 0, max pools ranked by spike mass, average pools as
+#: populations.
+VERSION_1 = {"bsnn": {"drive": "split", "bias_onset": 0, "rank": "mass", "pool": "population"},
+             "phase": {"rank": "mass", "pool": "population"}}
+
+
+def version_1(method):
+    """The options of `method` that give the network the exporter wrote before version 2 (format version 1)."""
+    return dict(VERSION_1.get(method, {"pool": "population"}))

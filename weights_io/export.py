@@ -7,31 +7,37 @@ Conversion (docs/export.md has the formulas of every method):
    and max pools included).
 2. The method (`weights_io.methods`: "rate-norm", "termapping",
    "augmapping", "clip", "phase", "bsnn") checks that it can convert the
-   layers, may rewrite them (bsnn: synchronous neurons on residual
+   layers; average pools are folded into the conv / dense layer after them
+   (`trace.fold_pools`, option `pool="fold"`, exact or refused); the method
+   may rewrite the layers (bsnn: synchronous neurons on residual
    shortcuts), measures what it needs on the calibration set, and gives
    every conv / dense layer and every residual sum a `Scaling`: what one
    spike and one unit of membrane potential stand for in ANN units. Weights,
    biases, thresholds and the readout's `output_scale` follow from it by one
    set of rules, the same for every method (`methods.weight_scale`,
-   `methods.thresholds`, and `methods.reach`: the bif halving).
+   `methods.thresholds`, and `methods.reach`: the bif halving, under
+   `drive="split"` only).
 3. Every hidden conv / dense layer becomes a population of the method's
    neurons (`if` with rate coding; `if` with phase coding under "phase";
-   `bif` pairs with phase coding under "bsnn"), with the method's
-   `max_coeff`, its bias per channel / neuron, v_init = v_init_fraction *
-   theta_pos. An `AvgPool2d` becomes an `avgpool2d` projection into its own
-   hidden population (threshold 1 in units of its source's spikes, -1 as
-   well when the source can be negative): the pool of spikes is re-encoded
-   as spikes, as semantics.md describes (the alternative, folding the pool
-   into the next linear layer, is not done; /meta says so). A `MaxPool2d`
-   becomes a `maxpool2d` projection (the spiking max gate) into a `relay`
-   population, which passes the winner's spikes unchanged. A residual sum
-   becomes one hidden population fed by each of its terms: the merged conv
-   path, and an identity shortcut of scale lambda_in / lambda_out (BSNN
-   eq. 16) or a 1x1-conv shortcut. The output layer becomes a `readout`
-   population in `potential` mode, whose rate (drive / W(t), W(t) the sum of
-   its step weights) times `output_scale` approximates the ANN's output.
-4. `/ann` (MACs, accuracy, the ANN's outputs on the samples, and per
-   population what one spike stands for: lambda under rate-norm), `/samples`
+   `bif` pairs with phase coding under "bsnn", gated drive, each bias from
+   the first step an event can reach it), with the method's `max_coeff`,
+   its bias per channel / neuron, v_init = v_init_fraction * theta_pos.
+   With `pool="population"` an `AvgPool2d` becomes an `avgpool2d`
+   projection into its own hidden population (threshold 1 in units of its
+   source's spikes, -1 as well when the source can be negative): the pool of
+   spikes is re-encoded as spikes. A `MaxPool2d` becomes a `maxpool2d`
+   projection (the spiking max gate; ranked by value under phase and bsnn)
+   into a `relay` population, which passes the winner's spikes unchanged. A
+   residual sum becomes one hidden population fed by each of its terms: the
+   merged conv path, and an identity shortcut of scale lambda_in / lambda_out
+   (BSNN eq. 16) or a 1x1-conv shortcut. The output layer becomes a `readout`
+   population in `potential` mode (or, termapping and augmapping with
+   `readout="spikes"`, a spiking readout ranked by value), whose rate
+   (drive / W(t), W(t) the sum of its step weights) times `output_scale`
+   approximates the ANN's output.
+4. `/ann` (MACs of the ANN as it is, pools included, accuracy, the ANN's
+   outputs on the samples, and per population what one spike stands for:
+   lambda under rate-norm), `/samples`
    and `/meta` (method, options, per-layer scalings and thresholds) are
    filled in.
 
@@ -43,6 +49,7 @@ imports without it.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -55,6 +62,7 @@ from evsim.weights_io.methods import (
     RATE_IF,
     Neurons,
     Scaling,
+    bif_crossings,
     check_layers,
     get_method,
     layer_scalings,
@@ -65,6 +73,7 @@ from evsim.weights_io.methods import (
 )
 from evsim.weights_io.trace import (
     Layer,
+    fold_pools,
     non_negative,
     run_layers,
     torch_module,
@@ -72,15 +81,19 @@ from evsim.weights_io.trace import (
     weighted_layer_outputs,
 )
 
-__all__ = ["ann_macs", "architecture_string", "build_network", "convert_model", "export_model", "run_layers",
+__all__ = ["Build", "ann_macs", "architecture_string", "build_network", "convert_model", "export_model", "run_layers",
            "trace_model"]
 
-POOL_HANDLING = ("avgpool2d projection into a hidden population of the method's neurons (theta_pos 1 in units "
-                 "of its source's spikes, theta_neg -1 when the source can be negative; not folded into the next "
-                 "layer)")
-MAXPOOL_HANDLING = ("maxpool2d projection (the spiking max gate: per window, the spikes of the neuron with the "
-                    "most spike mass so far pass) into a relay population, lambda kept from its source; only of "
-                    "non-negative sources")
+POOL_HANDLING = {
+    "population": ("avgpool2d projection into a hidden population of the method's neurons (theta_pos 1 in units of "
+                   "its source's spikes, theta_neg -1 when the source can be negative)"),
+    "fold": ("folded into the one conv / dense layer that reads it (exact: that layer reads the pool's input, its "
+             "weight spread over each pool window / (kh kw); a conv's kernel, stride and padding times the pool's "
+             "stride); no population, no pool ops"),
+}
+MAXPOOL_HANDLING = ("maxpool2d projection (the spiking max gate: per window, the spikes of the neuron ranked first so "
+                    "far pass: by the sum of its event values under rank 'value', by its spike count under 'mass') "
+                    "into a relay population, lambda kept from its source; only of non-negative sources")
 RESIDUAL_HANDLING = ("a sum (followed by its ReLU) is one hidden population: the conv path's last conv (+BN) is a "
                      "projection into it, normalised by the sum's lambda_out; an identity shortcut is an identity "
                      "projection of scale lambda_in / lambda_out (BSNN eq. 16), a 1x1-conv (+BN) shortcut a conv2d "
@@ -121,62 +134,98 @@ _PROJECTION_KIND = {"conv2d": kinds.CONV2D, "dense": kinds.DENSE, "avgpool2d": k
                     "maxpool2d": kinds.MAXPOOL2D, "sync": kinds.IDENTITY}
 
 
+@dataclass(frozen=True)
+class Build:
+    """How layers become populations, beyond their scalings: what every method shares, with its defaults the
+    version-1 network (format version 1: binary spikes, potential readout, mass-ranked max pools, biases from
+    t = 0)."""
+
+    neurons: Neurons = RATE_IF  # the hidden populations' (the input, relays and the readout get its coding, period)
+    max_coeff: int = 1
+    v_init_fraction: float = 0.0
+    input_encoding: str = kinds.ANALOG
+    pool_rank: str = kinds.MASS  # rank of the maxpool2d projections
+    readout: str = kinds.POTENTIAL  # the output population's mode; a spiking one is ranked by value
+    bias_onset: bool = False  # a population's bias starts at the first step an event can reach it (bsnn)
+
+    @property
+    def drive(self) -> Optional[str]:
+        return self.neurons.drive
+
+
 class _Builder:
     """Populations and projections, one layer at a time (topological order)."""
 
-    def __init__(self, layers: list[Layer], scalings: dict, max_coeff: int, v_init_fraction: float,
-                 input_encoding: str, neurons: Neurons):
-        self.layers, self.scalings = layers, scalings
+    def __init__(self, layers: list[Layer], scalings: dict, build: Build):
+        self.layers, self.scalings, self.build = layers, scalings, build
         self.by_name = {layer.name: layer for layer in layers}
-        self.max_coeff, self.v_init_fraction, self.input_encoding = max_coeff, v_init_fraction, input_encoding
-        self.neurons = neurons
         self.populations: list[Population] = []
         self.projections: list[Projection] = []
         self.summary: list[dict] = []
         self.tagged: dict[str, bool] = {}  # population -> whether its events carry A/B tags
+        bifs = bif_crossings(layers, lambda layer: self.population_kind(layer) is kinds.BIF)
+        # the first step an event can reach each population (recorded under bif neurons; written as bias_onset)
+        self.onsets = {name: count * build.neurons.phase_period for name, count in bifs.items()}
 
     def population_kind(self, layer: Layer) -> kinds.PopulationKind:
+        if layer.op == "input":
+            return kinds.INPUT
         if layer is self.layers[-1]:
             return kinds.READOUT
-        return kinds.RELAY if layer.op == "maxpool2d" else self.neurons.kind
+        return kinds.RELAY if layer.op == "maxpool2d" else self.build.neurons.kind
+
+    def reach(self, kind: kinds.PopulationKind, tagged: bool) -> float:
+        return reach(kind, tagged, self.build.drive)
 
     def population(self, layer: Layer, kind: kinds.PopulationKind, **fields) -> None:
         """`layer`'s population, with the neurons' coding and period; whether its events carry A/B tags."""
         # a bif pair tags its own events, a relay passes its source's (kinds.py `tags`), others have none
         self.tagged[layer.name] = self.tagged[layer.source] if kind.tags == "source" else kind.tags == "own"
+        if kind is kinds.BIF:
+            fields["drive"] = self.build.drive
+        neurons = self.build.neurons
         self.populations.append(Population(layer.name, kind.name, layer.shape, len(self.populations),
-                                           coding=self.neurons.coding, phase_period=self.neurons.phase_period,
-                                           **fields))
+                                           coding=neurons.coding, phase_period=neurons.phase_period, **fields))
 
     def add(self, layer: Layer) -> None:
+        build = self.build
         if layer.op == "input":
-            self.population(layer, kinds.INPUT, encoding=self.input_encoding)
+            self.population(layer, kinds.INPUT, encoding=build.input_encoding)
             return
         kind = self.population_kind(layer)
         scaling = self.scalings[layer.name]
         entry = {"layer": layer.name, "op": layer.op, "population": kind.name}
+        onset = self.onsets[layer.name]
+        if build.neurons.kind is kinds.BIF:
+            entry["onset"] = onset
         if layer.op == "maxpool2d":
-            self.project(layer, layer.name, kernel=layer.kernel, stride=layer.stride, padding=layer.padding)
+            self.project(layer, layer.name, kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
+                         rank=build.pool_rank)
             self.population(layer, kind)
-            entry.update(spike=scaling.spike, potential=scaling.potential)
+            entry.update(rank=build.pool_rank, spike=scaling.spike, potential=scaling.potential)
             self.summary.append(entry)
             return
         bias, negative_slope = self.incoming(layer, kind, scaling, entry)
-        bias_reach = reach(kind, tagged=False)  # a bias reaches both units of a pair
+        bias_reach = self.reach(kind, tagged=False)  # a bias is never tagged
         readout = kind is kinds.READOUT
-        theta_pos, theta_neg = thresholds(scaling, 0.0 if readout else negative_slope)  # a readout never fires
-        v_init = 0.0 if readout else self.v_init_fraction * theta_pos
+        fires = not readout or build.readout == kinds.SPIKES
+        # a potential readout never fires (its theta_pos is only recorded); a spiking one has both thresholds
+        theta_pos, theta_neg = thresholds(scaling, negative_slope if fires else 0.0)
+        v_init = build.v_init_fraction * theta_pos if fires else 0.0
+        bias = _bias_parameter(bias * bias_reach)
+        bias_onset = onset if build.bias_onset and np.any(bias) else 0
+        readout_fields = {"mode": build.readout, **({"rank": kinds.VALUE} if fires else {})} if readout else {}
         self.population(
-            layer, kind, max_coeff=1 if readout else self.max_coeff, theta_pos=np.array(theta_pos, np.float32),
+            layer, kind, max_coeff=build.max_coeff if fires else 1, theta_pos=np.array(theta_pos, np.float32),
             theta_neg=None if theta_neg is None else np.array(theta_neg, np.float32),
-            v_init=np.array(v_init, np.float32), bias=_bias_parameter(bias * bias_reach), mode=kinds.POTENTIAL,
+            v_init=np.array(v_init, np.float32), bias=bias, bias_onset=bias_onset, **readout_fields,
         )
         if layer.weighted or layer.op == "add":
             entry["bias_scale"] = bias_reach / scaling.potential
         entry.update(spike=scaling.spike, potential=scaling.potential, theta_pos=theta_pos, theta_neg=theta_neg,
-                     v_init=v_init, **scaling.record)
+                     v_init=v_init, bias_onset=bias_onset, **scaling.record)
         if readout:
-            entry["output_scale"] = scaling.potential
+            entry.update(mode=build.readout, output_scale=scaling.potential, **({"rank": kinds.VALUE} if fires else {}))
         self.summary.append(entry)
 
     def incoming(self, layer: Layer, kind: kinds.PopulationKind, scaling: Scaling,
@@ -185,11 +234,11 @@ class _Builder:
         halving) and the negative slope its thresholds follow."""
         if layer.op == "avgpool2d":
             # a pool is linear: it carries negative values exactly when its source has them
-            self.project(layer, layer.name, scale=reach(kind, self.tagged[layer.source]), kernel=layer.kernel,
+            self.project(layer, layer.name, scale=self.reach(kind, self.tagged[layer.source]), kernel=layer.kernel,
                          stride=layer.stride, padding=layer.padding)
             return np.zeros(()), 0.0 if non_negative(self.by_name[layer.source], self.by_name) else 1.0
         if layer.op == "sync":  # synchronous neurons: the identity of a non-negative value, threshold 1
-            self.project(layer, layer.name, scale=reach(kind, self.tagged[layer.source]))
+            self.project(layer, layer.name, scale=self.reach(kind, self.tagged[layer.source]))
             return np.zeros(()), 0.0
         if layer.op == "add":
             terms, bias = [], np.zeros(())
@@ -199,7 +248,7 @@ class _Builder:
                     terms.append(self.weighted(term, layer.name, kind, scaling))
                     bias = bias + term.bias
                 else:  # the shortcut: BSNN eq. 16, scale lambda_in / lambda_out
-                    halving = reach(kind, self.tagged[name])
+                    halving = self.reach(kind, self.tagged[name])
                     factor = weight_scale(scaling, self.scalings[name]) * halving
                     self.projections.append(Projection(f"{layer.name}.{name}", kinds.IDENTITY.name, name, layer.name,
                                                        scale=factor))
@@ -212,11 +261,16 @@ class _Builder:
 
     def weighted(self, layer: Layer, target: str, kind: kinds.PopulationKind, scaling: Scaling) -> dict:
         """A conv / dense projection from `layer`'s source into `target` (itself, or the sum it is merged into)."""
-        halving = reach(kind, self.tagged[layer.source])
+        halving = self.reach(kind, self.tagged[layer.source])
         factor = weight_scale(scaling, self.scalings[layer.source]) * halving
         self.project(layer, target, weight=(layer.weight * factor).astype(np.float32),
                      stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
-        return {"source": layer.source, "projection": layer.name, "weight_scale": factor,
+        folded = {}
+        if layer.folded:  # average pools folded into it: a conv's geometry is then over the first pool's input
+            folded["folded_pools"] = list(layer.folded)
+            if layer.op == "conv2d":
+                folded.update(kernel=list(layer.weight.shape[2:]), stride=list(layer.stride), padding=list(layer.padding))
+        return {"source": layer.source, "projection": layer.name, "weight_scale": factor, **folded,
                 **({"bif_halving": halving} if halving != 1 else {})}
 
     def project(self, layer: Layer, target: str, **fields) -> None:
@@ -225,17 +279,17 @@ class _Builder:
         self.projections.append(Projection(layer.name, kind.name, layer.source, target, **fields))
 
 
-def build_network(layers: list[Layer], scalings: dict, *, max_coeff: int = 1, v_init_fraction: float = 0.0,
-                  input_encoding: str = kinds.ANALOG,
-                  neurons: Neurons = RATE_IF) -> tuple[list[Population], list[Projection], list[dict]]:
+def build_network(layers: list[Layer], scalings: dict,
+                  build: Build = Build()) -> tuple[list[Population], list[Projection], list[dict]]:
     """Populations and projections for the layers' `Scaling`s (methods.py), in topological order,
     and a per-layer summary of what was set (for /meta).
 
-    `neurons` are the hidden populations' (the input, relays and the readout get the same coding and
-    period). Into a `bif` population, whatever reaches both units of a pair (an untagged source's events
-    or current, the bias) is halved (`methods.reach`).
+    Into a `bif` population under `split` drive, whatever reaches both units of a pair (an untagged source's
+    events or current, the bias) is halved (`methods.reach`); under `gated` drive nothing is. With
+    `build.bias_onset`, a population's bias starts at K times the bif populations upstream of it
+    (`methods.bif_crossings`).
     """
-    builder = _Builder(layers, scalings, max_coeff, v_init_fraction, input_encoding, neurons)
+    builder = _Builder(layers, scalings, build)
     for layer in layers:
         if layer.has_population:
             builder.add(layer)
@@ -331,6 +385,11 @@ def convert_model(
     m_aug: Optional[int] = None,
     phase_period: Optional[int] = None,
     sync_neurons: Optional[bool] = None,
+    drive: Optional[str] = None,
+    rank: Optional[str] = None,
+    bias_onset=None,
+    pool: Optional[str] = None,
+    readout: Optional[str] = None,
     input_encoding: Optional[str] = None,
     ann_eval: Optional[tuple] = None,
     dataset: str = "",
@@ -359,7 +418,17 @@ def convert_model(
       `v_init_fraction` (all: v(0) = fraction * theta_pos; 0, clip 0.5),
       `m_aug` (augmapping: the coefficient bound M_aug of eq. 15; 0 = unbounded),
       `phase_period` (phase, bsnn: the period K, default 8),
-      `sync_neurons` (bsnn: synchronous neurons on residual shortcuts, default True).
+      `sync_neurons` (bsnn: synchronous neurons on residual shortcuts, default True),
+      `drive` (bsnn: "gated", default: a bif pair's untagged input and bias reach only its integrating unit;
+      "split": both units, halved, as in format version 1),
+      `rank` (phase, bsnn: "value", default: a spiking max-pool ranks by the sum of event values, BSNN's
+      firing rate; "mass": by spike count, version 1),
+      `bias_onset` (bsnn: "auto", default: a population's bias starts at the first step an event can reach it,
+      K per bif population upstream; 0: from t = 0, version 1),
+      `pool` (all: "fold", default: an average pool is folded into the conv / dense layer after it, exactly,
+      or refused with an ExportError; "population": a spiking population of its own, version 1),
+      `readout` (termapping, augmapping: "potential", default: the output integrates and never fires;
+      "spikes": it fires with both thresholds and predicts by its signed firing rate).
     - `samples`, `labels`: embedded as `/samples`; the ANN's outputs on them
       go to `/ann/outputs`.
     - `input_encoding`: the input population's default encoder (default:
@@ -376,7 +445,8 @@ def convert_model(
     torch = torch_module()
     chosen = get_method(method)
     options = resolve_options(chosen, {"percentile": percentile, "v_init_fraction": v_init_fraction, "m_aug": m_aug,
-                                       "phase_period": phase_period, "sync_neurons": sync_neurons})
+                                       "phase_period": phase_period, "sync_neurons": sync_neurons, "drive": drive,
+                                       "rank": rank, "bias_onset": bias_onset, "pool": pool, "readout": readout})
     input_encoding = chosen.input_encoding if input_encoding is None else input_encoding
     _check_encoding(input_encoding)
     calibration = _as_tensor(calibration, "calibration")
@@ -387,8 +457,10 @@ def convert_model(
     if evaluate_on_samples:
         ann_eval = (sample_set.inputs, sample_set.labels)
     with _eval_mode(model):
-        layers = trace_model(model, calibration[:2])
+        ann_layers = layers = trace_model(model, calibration[:2])
         check_layers(chosen, layers)
+        if options["pool"] == "fold":
+            layers = fold_pools(layers)
         if chosen.rewrite is not None:
             layers = chosen.rewrite(layers, options)
         scalings = layer_scalings(chosen, layers, weighted_layer_outputs(layers, calibration, batch_size), options)
@@ -399,10 +471,11 @@ def convert_model(
             accuracy = None if ann_eval is None else _accuracy(model, ann_eval, shape, batch_size)
     max_coeff = chosen.max_coeff(options)
     neurons = chosen.neurons_for(options)
-    populations, projections, summary = build_network(
-        layers, scalings, max_coeff=max_coeff, v_init_fraction=options["v_init_fraction"],
-        input_encoding=input_encoding, neurons=neurons)
-    macs = ann_macs(layers)
+    build = Build(neurons=neurons, max_coeff=max_coeff, v_init_fraction=options["v_init_fraction"],
+                  input_encoding=input_encoding, pool_rank=options.get("rank", kinds.MASS),
+                  readout=options.get("readout", kinds.POTENTIAL), bias_onset=options.get("bias_onset") == "auto")
+    populations, projections, summary = build_network(layers, scalings, build)
+    macs = ann_macs(ann_layers)  # the ANN's, whatever was folded
     output = layers[-1]
     conversion = {
         "method": chosen.name,
@@ -414,14 +487,14 @@ def convert_model(
         "layers": summary,
         "calibration_size": len(calibration),
         "batchnorm": "folded into the preceding conv/linear (BSNN eq. 7)",
-        "avgpool": POOL_HANDLING,
+        "avgpool": POOL_HANDLING[options["pool"]],
         "maxpool": MAXPOOL_HANDLING,
         "residual_sums": RESIDUAL_HANDLING,
         **({"sync_populations": [layer.name for layer in layers if layer.op == "sync"]}
            if "sync_neurons" in options else {}),
         "input_encoding": input_encoding,
         "dataset": dataset,
-        "architecture": architecture or architecture_string(layers),
+        "architecture": architecture or architecture_string(ann_layers),
         "ann_eval_size": None if ann_eval is None else len(ann_eval[1]),
         "seeds": seeds,
         "torch_version": torch.__version__,

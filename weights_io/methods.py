@@ -17,16 +17,21 @@ theta_pos * potential = spike / alpha+ with alpha+ = 1 (every supported
 activation has slope 1 above zero), and a negative spike likewise on the
 negative slope, theta_neg * potential = -spike / negative_slope (no negative
 threshold when that slope is 0: ReLU, clip). The readout integrates
-u / potential, so its `output_scale` is its potential. The input's spike is
-1 (inputs are ANN values as given); a pool (average or max) and the
+u / potential, so its `output_scale` is its potential (a spiking readout's
+thresholds follow the hidden rule with the identity's slope 1). The input's
+spike is 1 (inputs are ANN values as given); a pool (average or max) and the
 synchronous neurons of a residual shortcut pass values on unchanged in
-scale, so their spike and potential are their source's spike (threshold 1).
-A residual sum has its own scaling; each of its terms reaches it like a
-layer's input: a merged conv / dense term through W * spike_source /
-potential, an identity term through the scale spike_source / potential
-(BSNN eq. 16: lambda_in / lambda_out). Into a bif population, whatever
-reaches both units of a pair (an untagged source's events or current, the
-bias) is halved (`reach`).
+scale, so their spike and potential are their source's spike (threshold 1);
+an average pool folded into the next layer (option `pool`, trace.fold_pools)
+has no population and no scaling at all. A residual sum has its own
+scaling; each of its terms reaches it like a layer's input: a merged conv /
+dense term through W * spike_source / potential, an identity term through
+the scale spike_source / potential (BSNN eq. 16: lambda_in / lambda_out).
+Into a bif pair under `split` drive, whatever reaches both units (an
+untagged source's events or current, the bias) is halved (`reach`); under
+`gated` drive it reaches one unit and nothing is halved. Under bsnn a
+population's bias starts when the first event can reach it
+(`bif_crossings`: K per bif population upstream).
 
 | method     | spike of layer l        | potential of layer l    | max_coeff | neurons          |
 |------------|-------------------------|-------------------------|-----------|------------------|
@@ -40,7 +45,7 @@ bias) is halved (`reach`).
 A method is a scaling rule x a neuron model x declared options, one
 `Method`: its `ScalingRule` (the activations it converts, whether it takes
 signed sources and residual sums, an optional calibration statistic, the
-per-layer `Scaling`), its `Neurons` (population kind, coding, period), its
+per-layer `Scaling`), its `Neurons` (population kind, coding, period, bif drive), its
 `Option`s (name, default, check; `resolve_options` checks them all), what
 /meta says about it, its `max_coeff`, the input encoder it defaults to, and
 an optional rewrite of the layers (bsnn: synchronous neurons on shortcuts).
@@ -87,10 +92,12 @@ class Neurons:
     kind: kinds.PopulationKind
     coding: str = kinds.RATE
     phase_period: int = 1
+    drive: Optional[str] = None  # bif pairs: which units take untagged input and bias (kinds.SPLIT, kinds.GATED)
 
     def record(self) -> dict:
         """What /meta says about them."""
-        return {"kind": self.kind.name, "coding": self.coding, "phase_period": self.phase_period}
+        return {"kind": self.kind.name, "coding": self.coding, "phase_period": self.phase_period,
+                **({"drive": self.drive} if self.drive is not None else {})}
 
 
 RATE_IF = Neurons(kinds.IF)
@@ -122,10 +129,13 @@ class Method:
     rewrite: Optional[Callable] = None  # (layers, options) -> layers, before anything is measured
 
     def neurons_for(self, options: dict) -> Neurons:
-        """The method's neurons; phase coding takes its period K from the options."""
-        if self.neurons.coding == kinds.PHASE:
-            return replace(self.neurons, phase_period=options["phase_period"])
-        return self.neurons
+        """The method's neurons; phase coding takes its period K from the options, bif pairs their drive."""
+        neurons = self.neurons
+        if neurons.coding == kinds.PHASE:
+            neurons = replace(neurons, phase_period=options["phase_period"])
+        if neurons.kind is kinds.BIF:
+            neurons = replace(neurons, drive=options.get("drive", kinds.SPLIT))
+        return neurons
 
 
 # ----------------------------------------------------------------------------- the shared rules
@@ -142,12 +152,33 @@ def thresholds(scaling: Scaling, negative_slope: float) -> tuple[float, Optional
     return theta_pos, theta_neg
 
 
-def reach(target: kinds.PopulationKind, tagged: bool) -> float:
+def reach(target: kinds.PopulationKind, tagged: bool, drive: Optional[str] = kinds.SPLIT) -> float:
     """The factor on a projection (`tagged`: its source's events carry A/B tags) or a bias (never tagged) into
-    a `target` population: 1/2 for what reaches both units of a bif pair (an untagged source's events or
-    current, the bias), since each unit integrates it over two periods and fires once, so half of it per unit
-    makes one period's worth; else 1 (a tagged source reaches one unit of each pair)."""
-    return 0.5 if target is kinds.BIF and not tagged else 1.0
+    a `target` population. Under `split` drive (format version 1) an untagged source's events or current and
+    the bias reach both units of a bif pair, and each unit integrates them over two periods and fires once: 1/2
+    of it per unit makes one period's worth. Under `gated` drive (version 2) they reach only the unit in its
+    non-spike phase, for one period: 1. A tagged source reaches one unit of each pair: 1. Any other target: 1."""
+    return 0.5 if target is kinds.BIF and not tagged and drive == kinds.SPLIT else 1.0
+
+
+def bif_crossings(layers: list[Layer], is_bif: Callable[[Layer], bool]) -> dict:
+    """Per layer with a population, the bif populations strictly upstream of it on the shortest path from the
+    input (`is_bif`: whether a layer's population is a bif pair). A relay adds none (it passes spikes in the
+    same step); a conv / dense term merged into a sum reaches the sum from its own source. Each bif population
+    delays a value by one period K (it integrates for a period, then emits), so K times this is the first step
+    at which an event can reach the population: its `bias_onset` under bsnn."""
+    by_name = {layer.name: layer for layer in layers}
+    upstream: dict[str, int] = {}
+
+    def through(name: str) -> int:  # the bif populations an event from `name` has crossed, `name` included
+        layer = by_name[name]
+        if layer.merged_into is not None:
+            return upstream[name]
+        return upstream[name] + (1 if is_bif(layer) else 0)
+
+    for layer in layers:
+        upstream[layer.name] = 0 if layer.op == "input" else min(through(name) for name in layer.sources)
+    return {name: count for name, count in upstream.items() if by_name[name].has_population}
 
 
 def layer_scalings(method: Method, layers: list[Layer], batches: Iterable[dict], options: dict) -> dict:
@@ -268,11 +299,41 @@ def _check_sync_neurons(value) -> bool:
     return bool(value)
 
 
+def _choice(name: str, choices: tuple, meaning: str) -> Callable[[Any], Any]:
+    """A check that accepts one of `choices` (strings compared exactly; an integer choice matches an equal
+    integer, not a bool)."""
+
+    def check(value):
+        for choice in choices:
+            if (isinstance(choice, str) and isinstance(value, str) and value == choice) or \
+                    (_is_integer(choice) and _is_integer(value) and value == choice):
+                return choice
+        raise ExportError(f"{name} must be one of {', '.join(repr(c) for c in choices)} ({meaning}), got {value!r}")
+
+    return check
+
+
 PERCENTILE = Option("percentile", 100.0, _check_percentile)  # rate-norm's lambda: 100 = max normalisation
 V_INIT_FRACTION = Option("v_init_fraction", 0.0, _check_v_init_fraction)  # v(0) = fraction * theta_pos
 M_AUG = Option("m_aug", 0, _check_m_aug)  # augmapping's coefficient bound (eq. 15), 0 = unbounded
 PHASE_PERIOD = Option("phase_period", 8, _check_phase_period)  # K, under phase coding
 SYNC_NEURONS = Option("sync_neurons", True, _check_sync_neurons)  # bsnn: synchronous neurons on shortcuts
+#: Each brings one version-1 behaviour back, for ablations (docs/export.md, "Options").
+DRIVE = Option("drive", kinds.GATED, _choice(
+    "drive", (kinds.GATED, kinds.SPLIT), "bif pairs: untagged input and bias to the integrating unit only, or "
+    "halved to both units as in format version 1"))
+RANK = Option("rank", kinds.VALUE, _choice(
+    "rank", (kinds.VALUE, kinds.MASS), "what ranks a spiking max-pool's window: the sum of its events' values "
+    "c * S_k, BSNN's firing rate, or their count as in format version 1"))
+BIAS_ONSET = Option("bias_onset", "auto", _choice(
+    "bias_onset", ("auto", 0), "auto: a population's bias starts at the first step an event can reach it; 0: "
+    "from t = 0 as in format version 1"))
+POOL = Option("pool", "fold", _choice(
+    "pool", ("fold", "population"), "an average pool folded into the next conv / dense layer, or a spiking "
+    "population of its own as before"))
+READOUT = Option("readout", kinds.POTENTIAL, _choice(
+    "readout", (kinds.POTENTIAL, kinds.SPIKES), "the output layer integrates and never fires, or fires with "
+    "both thresholds and decides by its signed firing rate"))
 
 
 # ----------------------------------------------------------------------------- rate-norm
@@ -319,7 +380,7 @@ _DATA_NORM_WEIGHTS = "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 
 DATA_NORM = ScalingRule(("relu",), signed=False, scale=_rate_norm_scale, measure=_positive_percentiles, residual=True)
 
 RATE_NORM = Method(
-    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION),
+    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION, POOL),
     formulas={**_DATA_NORM_FORMULAS, "weights": _DATA_NORM_WEIGHTS, "residual": _RESIDUAL_FORMULA},
 )
 
@@ -338,7 +399,7 @@ def _max_abs_outputs(batches: Iterable[dict], options: dict) -> dict:
 
 def _termapping_scale(layer: Layer, source_spike: float, max_output: float, options: dict) -> Scaling:
     """Algorithm 1: post_factor P_l = max(max|W_l|, max|z_l|), lambda_l = P_l / P_(l-1); thresholds lambda_l."""
-    max_weight = float(np.abs(layer.weight).max())
+    max_weight = float(np.abs(layer.ann_weight).max())  # the ANN's W_l, also when a pool is folded into it
     post_factor = max(max_weight, max_output) or 1.0  # all-zero weights and outputs: any factor will do
     return Scaling(post_factor, source_spike, {"max_abs_weight": max_weight, "max_abs_output": max_output,
                                                "post_factor": post_factor, "lambda": post_factor / source_spike})
@@ -353,9 +414,16 @@ _NEGATIVE_SLOPE_READING = (
     "without activation (alpha- = 1) gets theta_N = -theta_P."
 )
 
+_SPIKING_READOUT = (
+    "readout='potential': the output layer integrates and never fires, prediction argmax v; readout='spikes': "
+    "it fires by the hidden layers' rule with the output's identity activation (theta_neg = -theta_pos), the "
+    "method's max_coeff, v_init = v_init_fraction * theta_pos, and predicts the neuron with the largest signed "
+    "firing rate (rank = value: 'the unit that has the biggest firing rate', section III-A)"
+)
+
 TERMAPPING = Method(
     "termapping", ScalingRule(("relu", "leaky_relu"), signed=True, scale=_termapping_scale, measure=_max_abs_outputs),
-    RATE_IF, (V_INIT_FRACTION,),
+    RATE_IF, (V_INIT_FRACTION, POOL, READOUT),
     formulas={
         "scaling": "Algorithm 1: P_0 = 1, P_l = max(max|W_l|, max|z_l|) over the calibration set, "
                    "lambda_l = P_l / P_(l-1); an average pool keeps P",
@@ -363,6 +431,7 @@ TERMAPPING = Method(
         "weights": "W copied; bias b / P_(l-1) (the paper has no bias; this keeps rate_l = z_l / P_l); "
                    "output_scale P_(L-1)",
         "eq_12_13_reading": _NEGATIVE_SLOPE_READING,
+        "readout_rule": _SPIKING_READOUT,
     },
 )
 
@@ -377,12 +446,13 @@ def _augmapping_scale(layer: Layer, source_spike: float, measured, options: dict
 
 AUGMAPPING = Method(
     "augmapping", ScalingRule(("relu", "leaky_relu"), signed=True, scale=_augmapping_scale),
-    RATE_IF, (V_INIT_FRACTION, M_AUG), max_coeff=lambda options: options["m_aug"],
+    RATE_IF, (V_INIT_FRACTION, M_AUG, POOL, READOUT), max_coeff=lambda options: options["m_aug"],
     formulas={
         "thresholds": "eq. 12-13: theta_pos = 1/alpha+ = 1, theta_neg = -1/negative_slope",
         "weights": "W and b copied (eq. 6, 11); output_scale 1",
         "spikes": "augmented (eq. 4-5), coefficient bounded by m_aug (eq. 15; 0 = unbounded)",
         "eq_12_13_reading": _NEGATIVE_SLOPE_READING,
+        "readout_rule": _SPIKING_READOUT,
     },
 )
 
@@ -401,7 +471,7 @@ def _clip_scale(layer: Layer, source_spike: float, measured, options: dict) -> S
 
 CLIP = Method(
     "clip", ScalingRule(("clip",), signed=False, scale=_clip_scale),
-    RATE_IF, (replace(V_INIT_FRACTION, default=0.5),),  # Theorem 1's optimum, v(0) = V_th / 2
+    RATE_IF, (replace(V_INIT_FRACTION, default=0.5), POOL),  # Theorem 1's optimum, v(0) = V_th / 2
     formulas={
         "thresholds": "Algorithm 1: V_th^l = theta^l (the trained clip bound), v(0) = v_init_fraction * V_th^l",
         "weights": "W^l * theta^(l-1) (W copied, the spike's postsynaptic value V_th^(l-1), eq. 4), b copied; "
@@ -417,15 +487,20 @@ _PHASE_CODING = ("phase coding (BSNN eq. 4-5, Kim et al. 2018): with k = t mod K
                  "S_k * theta, a spike at step t carries S_k; bias and analog input are weighted by S_k; one "
                  "period carries one unit of activation")
 
+_RANK_FORMULA = ("value: a spiking max-pool's window passes the neuron with the largest sum of event values c * S_k so "
+                 "far (BSNN III-B: 'the neuron with the largest firing rate', eq. 4); mass: the most events (format "
+                 "version 1)")
+
 #: rate-norm's scaling with phase-coded if neurons (weighted spikes), the input phase-encoded.
 PHASE = replace(
-    RATE_NORM, name="phase", neurons=PHASE_IF, options=(PERCENTILE, PHASE_PERIOD, V_INIT_FRACTION),
+    RATE_NORM, name="phase", neurons=PHASE_IF, options=(PERCENTILE, PHASE_PERIOD, V_INIT_FRACTION, RANK, POOL),
     input_encoding=kinds.PHASE_ENCODER,
     formulas={
         **_DATA_NORM_FORMULAS,
         "coding": _PHASE_CODING,
         "neuron_model": "if (plain integrate-and-fire, reset by subtraction), binary weighted spikes",
         "weights": _DATA_NORM_WEIGHTS,
+        "rank_rule": _RANK_FORMULA,
         "residual": _RESIDUAL_FORMULA,
     },
 )
@@ -505,7 +580,8 @@ def _bsnn_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
 #: phase with bif pairs, the p-max 0.999 of BSNN Table I, and synchronous neurons on shortcuts.
 BSNN = replace(
     PHASE, name="bsnn", neurons=PHASE_BIF, rewrite=_bsnn_rewrite,
-    options=(replace(PERCENTILE, default=99.9), PHASE_PERIOD, V_INIT_FRACTION, SYNC_NEURONS),
+    options=(replace(PERCENTILE, default=99.9), PHASE_PERIOD, V_INIT_FRACTION, SYNC_NEURONS, DRIVE, RANK, BIAS_ONSET,
+             POOL),
     formulas={
         "algorithm": "BSNN Algorithm 1: BN folded (eq. 7), data-norm with lambda_l the percentile (p-max) of "
                      "layer l's positive activations (eq. 6), V_th = 1",
@@ -514,8 +590,15 @@ BSNN = replace(
         "coding": _PHASE_CODING,
         "neuron_model": "bif pairs (eq. 13-15): A fires in odd periods t // K, B in even ones; a bif target's A "
                         "units take its bif sources' B spikes and vice versa",
-        "weights": _DATA_NORM_WEIGHTS + "; into a bif population, inputs that reach both units (the input's, the "
-                   "bias) are halved: each unit integrates them over two periods and fires once",
+        "weights": _DATA_NORM_WEIGHTS + "; under drive='split' (format version 1), inputs that reach both units of a "
+                   "bif pair (the input's, the bias) are halved: each unit integrates them over two periods and fires "
+                   "once; under drive='gated' they reach only the unit in its non-spike phase, in full",
+        "drive_rule": "gated: a bif pair's untagged input and bias reach only the unit in its non-spike phase (A when "
+                 "t // K is even, B when odd); split: both units, halved (format version 1)",
+        "bias_onset_rule": "auto: a population's bias starts at K times the number of bif populations strictly upstream "
+                      "of it on the shortest path from the input (the first step an event can reach it: each bif "
+                      "population delays a value by one period; a relay by none); 0: from t = 0 (format version 1)",
+        "rank_rule": _RANK_FORMULA,
         "residual": _RESIDUAL_FORMULA,
         "synchronous_neurons": "BSNN III-E: a bif population on each shortcut that is shorter than the conv path "
                                "(one per missing population), identity projection of scale 1 from the shortcut's "

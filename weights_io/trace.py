@@ -29,7 +29,7 @@ torch is imported only inside the functions, so this module imports without it.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Optional
 
 import numpy as np
@@ -83,7 +83,10 @@ class Layer:
     float64, batch norm already folded in; `activation` is what follows.
     `sources` are the layers it reads: one, or the terms of a sum.
     `merged_into` names the sum a conv / dense term is merged into (it then
-    has no population of its own). op "sync" is the synchronous neurons of
+    has no population of its own). `folded` names the average pools folded
+    into a conv / dense layer (`fold_pools`): its weight and geometry are
+    then over the first pool's input, `unfolded_weight` the ANN's own. op
+    "sync" is the synchronous neurons of
     the bsnn method on a residual shortcut (BSNN III-E): the identity in the
     ANN (a ReLU of a non-negative value), a population in the SNN.
     """
@@ -101,6 +104,13 @@ class Layer:
     kernel: tuple[int, int] = (1, 1)  # pools only
     activation: Activation = IDENTITY
     merged_into: Optional[str] = None  # conv / dense terms of a sum only
+    folded: tuple[str, ...] = ()  # the average pools folded into this conv / dense layer (`fold_pools`)
+    unfolded_weight: Optional[np.ndarray] = None  # the ANN layer's own weight, when pools are folded into it
+
+    @property
+    def ann_weight(self) -> Optional[np.ndarray]:
+        """The weight of the ANN's layer (before any average pool was folded into it)."""
+        return self.weight if self.unfolded_weight is None else self.unfolded_weight
 
     @property
     def source(self) -> Optional[str]:
@@ -420,6 +430,91 @@ def _ancestors(layers: list[Layer], last: Layer) -> list[Layer]:
         if layer.name in keep:
             keep.update(layer.sources)
     return [layer for layer in layers if layer.name in keep]
+
+
+# ----------------------------------------------------------------------------- folding average pools
+
+_FOLD_HINT = "; use pool='population' to give the pool a spiking population of its own"
+
+
+def fold_pools(layers: list[Layer]) -> list[Layer]:
+    """Every average pool folded into the one conv / dense layer that reads it; the pool's layer is gone.
+
+    A pool of kernel = stride (kh, kw), no padding, is linear, so the layer
+    after it can read the pool's input directly (docs/export.md, "Average
+    pools"):
+
+    - a conv (kernel kc, stride sc, padding pc, dilation 1) becomes a conv of
+      kernel kc * k (= (kc - 1) * s + k), stride sc * s and padding pc * s
+      whose weight is W repeated over each pool window, / (kh kw);
+    - a dense layer reads the pool's input [C, H, W]: weight
+      W[o, c, y // kh, x // kw] / (kh kw), 0 on the rows and columns the
+      pool never read (H, W not multiples of the stride).
+
+    Exact (every output equals the ANN's up to float rounding) under the
+    conditions checked here; anything else is an ExportError naming the pool
+    and the reason. Pools are folded last first, so a pool feeding a pool
+    feeding a conv folds twice into that conv.
+    """
+    layers = list(layers)
+    for pool in [layer for layer in reversed(layers) if layer.op == "avgpool2d"]:
+        by_name = {layer.name: layer for layer in layers}
+        readers = [layer for layer in layers if pool.name in layer.sources]
+        reader = _fold_reader(pool, readers)
+        source_shape = by_name[pool.source].shape
+        folded = _fold_conv(pool, reader, source_shape) if reader.op == "conv2d" else _fold_dense(pool, reader,
+                                                                                                  source_shape)
+        layers = [folded if layer is reader else layer for layer in layers if layer is not pool]
+    return layers
+
+
+def _fold_reader(pool: Layer, readers: list[Layer]) -> Layer:
+    """The one conv / dense layer reading `pool`, if the pool's geometry folds exactly; else ExportError."""
+    def refuse(why: str):
+        raise ExportError(f"average pool {pool.name!r} cannot be folded into the next layer: {why}{_FOLD_HINT}")
+
+    if pool.padding != (0, 0):
+        refuse(f"it pads by {list(pool.padding)} (a fold is exact only for a pool without padding)")
+    if pool.kernel != pool.stride:
+        refuse(f"its kernel {list(pool.kernel)} differs from its stride {list(pool.stride)} (a fold needs windows "
+               "that neither overlap nor leave gaps: kernel = stride)")
+    if len(readers) != 1 or readers[0].op not in ("conv2d", "dense"):
+        what = ", ".join(f"{r.name!r} ({'a residual sum' if r.op == 'add' else r.op})" for r in readers)
+        refuse(f"it is read by {what}; a fold needs exactly one reader, a Conv2d or Linear layer")
+    reader = readers[0]
+    if reader.op == "conv2d" and reader.dilation != (1, 1):
+        refuse(f"the conv {reader.name!r} after it has dilation {list(reader.dilation)} (a fold needs dilation 1)")
+    return reader
+
+
+def _fold_conv(pool: Layer, conv: Layer, source_shape) -> Layer:
+    """conv(avgpool(x)) as one conv over x (kernel = stride = k, no padding: `_fold_reader`)."""
+    (kh, kw), (sh, sw), (ph, pw) = pool.kernel, conv.stride, conv.padding
+    pooled = pool.shape[1:]
+    for axis, (size, k, kc, s, p) in enumerate(zip(source_shape[1:], pool.kernel, conv.weight.shape[2:],
+                                                   conv.stride, conv.padding)):
+        out = (pooled[axis] + 2 * p - kc) // s + 1
+        reaches_past = s * (out - 1) + kc - 1 - p >= pooled[axis]  # the conv reads its padding after the map's end
+        if reaches_past and size % k:
+            side = ("rows", "bottom") if axis == 0 else ("columns", "right")
+            raise ExportError(
+                f"average pool {pool.name!r} cannot be folded into the next layer: the conv {conv.name!r} pads by "
+                f"{p} and reads past the pooled map's {side[1]} edge, where the pool's input ({size} {side[0]}, not a "
+                f"multiple of the pool's stride {k}) has {size % k} {side[0]} the pool never read: folded, the conv "
+                f"would read them instead of zero padding{_FOLD_HINT}")
+    weight = np.repeat(np.repeat(conv.weight, kh, axis=2), kw, axis=3) / (kh * kw)
+    return replace(conv, sources=(pool.source,), weight=weight, stride=(sh * kh, sw * kw), padding=(ph * kh, pw * kw),
+                   folded=(pool.name, *conv.folded), unfolded_weight=conv.ann_weight)
+
+
+def _fold_dense(pool: Layer, dense: Layer, source_shape) -> Layer:
+    """dense(flatten(avgpool(x))) as one dense layer over flatten(x): W[o, c, y // kh, x // kw] / (kh kw)."""
+    (kh, kw), (channels, rows, cols) = pool.kernel, pool.shape
+    weight = dense.weight.reshape(len(dense.weight), channels, rows, cols)
+    spread = np.zeros((len(weight), *source_shape))
+    spread[:, :, :rows * kh, :cols * kw] = np.repeat(np.repeat(weight, kh, axis=2), kw, axis=3) / (kh * kw)
+    return replace(dense, sources=(pool.source,), weight=spread.reshape(len(weight), -1),
+                   folded=(pool.name, *dense.folded), unfolded_weight=dense.ann_weight)
 
 
 # ----------------------------------------------------------------------------- the folded ANN
