@@ -192,8 +192,8 @@ class Network:
 
 
 def _hash_value(hasher, name: str, value) -> None:
-    if isinstance(value, np.ndarray):
-        value = np.ascontiguousarray(value)
+    if isinstance(value, np.ndarray):  # by value: float32 and float64 copies of the same numbers hash alike
+        value = np.ascontiguousarray(value, dtype=np.float64 if value.dtype.kind == "f" else np.int64)
         hasher.update(f"{name}:{value.dtype.str}{value.shape}:".encode())
         hasher.update(value.tobytes())
     else:

@@ -301,7 +301,7 @@ class _Accumulator:
         self.network, self.plan, self.options, self.n, self.T = network, plan, options, n, options.timesteps
         self.dtype, self.threads = simulator.dtype, simulator.threads
         out = network.output_population
-        self.step_weights = step_weights(self.T, out.coding, out.phase_period)
+        self.step_weights = step_weights(self.T, out.coding, out.phase_period, out.bias_onset)
         self.output_scale = network.output_scale
         self.ann_outputs = None if ann_outputs is None else np.asarray(ann_outputs, dtype=np.float64)
         self.estimate = np.zeros((n, out.size))

@@ -86,3 +86,13 @@ def test_agreement_on_the_bundled_network():
     curve = result.cosine.mean(axis=0)
     assert curve[-1] > 0.99 and curve[-1] > curve[3]  # agreement builds up over time
     assert result.abs_difference.mean(axis=0)[-1] < result.abs_difference.mean(axis=0)[3]
+
+
+def test_step_weights_count_from_the_readout_onset():
+    from evsim.analysis.metrics import readout_estimates, step_weights
+
+    assert step_weights(5, "rate", 1, onset=2).tolist() == [0, 0, 1, 2, 3]
+    assert step_weights(4, "phase", 2, onset=2).tolist() == [0, 0, 0.5, 0.75]
+    drive = np.array([[[0.0], [0.0], [2.0], [4.0], [6.0]]])
+    # before the onset nothing can have arrived: the estimate is 0, not a division by zero
+    assert readout_estimates(drive, step_weights(5, "rate", 1, onset=2), 1.0)[0, :, 0].tolist() == [0, 0, 2, 2, 2]

@@ -106,3 +106,18 @@ def _interrupt_after_first_chunk(out):
         run_to_file(read_network(EXAMPLE), out, timesteps=4, chunk_size=100)
     finally:
         Simulator.run_options = real
+
+
+def test_network_digest_is_by_value():
+    """The resume manifest names a network by its digest: equal after a file round trip, changed by a weight."""
+    import tempfile
+
+    from evsim.weights_io import write_network
+
+    network = read_network(EXAMPLE)
+    with tempfile.TemporaryDirectory() as folder:
+        write_network(Path(folder) / "copy.h5", network)
+        assert read_network(Path(folder) / "copy.h5").digest() == network.digest()
+    proj = network.projections[0]
+    changed = network.replace(projections=(dataclasses.replace(proj, weight=proj.weight * 2), *network.projections[1:]))
+    assert changed.digest() != network.digest()

@@ -40,12 +40,13 @@ def decision_times(pred: np.ndarray) -> np.ndarray:
     return last_change + 1
 
 
-def step_weights(timesteps: int, coding: str, period: int) -> np.ndarray:
-    """Cumulative step weight W(t) = sum of S_k over steps 1..t: t under rate coding."""
-    if coding != PHASE:
-        return np.arange(1, timesteps + 1, dtype=np.float64)
-    k = np.arange(timesteps) % period
-    return np.cumsum(2.0 ** -(1 + k))
+def step_weights(timesteps: int, coding: str, period: int, onset: int = 0) -> np.ndarray:
+    """Cumulative step weight W(t) = sum of S_k over the steps from `onset` to t (entry t-1): t - onset under rate
+    coding, 0 up to the onset. The onset is the readout's `bias_onset`, the first step an event can reach it
+    (the pipeline fill before it carries no input), so that drive / W is a rate of what could arrive."""
+    steps = np.arange(timesteps)
+    weight = 2.0 ** -(1 + steps % period) if coding == PHASE else np.ones(timesteps)
+    return np.cumsum(np.where(steps >= onset, weight, 0.0))
 
 
 def readout_estimates(drive: np.ndarray, weights: np.ndarray, output_scale) -> np.ndarray:
@@ -56,7 +57,8 @@ def readout_estimates(drive: np.ndarray, weights: np.ndarray, output_scale) -> n
     rate for potential and spiking readouts alike.
     """
     scale = 1.0 if output_scale is None else np.asarray(output_scale, dtype=np.float64)
-    return drive / weights[None, :, None] * scale
+    per_weight = np.divide(1.0, weights, out=np.zeros_like(weights), where=weights > 0)  # 0 before the onset
+    return drive * per_weight[None, :, None] * scale
 
 
 def cosine_similarity(estimates: np.ndarray, ann_outputs: np.ndarray) -> np.ndarray:
