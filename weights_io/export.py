@@ -147,6 +147,7 @@ class Build:
     pool_rank: str = kinds.MASS  # rank of the maxpool2d projections
     readout: str = kinds.POTENTIAL  # the output population's mode; a spiking one is ranked by value
     bias_onset: bool = False  # a population's bias starts at the first step an event can reach it (bsnn)
+    sparse_below: float = 0.0  # a dense layer with at most this fraction of nonzero weights becomes `sparse`
 
     @property
     def drive(self) -> Optional[str]:
@@ -263,9 +264,17 @@ class _Builder:
         """A conv / dense projection from `layer`'s source into `target` (itself, or the sum it is merged into)."""
         halving = self.reach(kind, self.tagged[layer.source])
         factor = weight_scale(scaling, self.scalings[layer.source]) * halving
-        self.project(layer, target, weight=(layer.weight * factor).astype(np.float32),
-                     stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+        weight = (layer.weight * factor).astype(np.float32)
+        density = np.count_nonzero(weight) / weight.size
         folded = {}
+        if layer.op == "dense" and self.build.sparse_below > 0 and density <= self.build.sparse_below:
+            # pruned: only the kept weights are synapses, so zeros cost nothing in delivery or in the counts
+            self.projections.append(Projection(layer.name, kinds.SPARSE.name, layer.source, target,
+                                               **_source_major_csr(weight)))
+            folded["sparse"] = {"density": density, "kept": int(np.count_nonzero(weight))}
+        else:
+            self.project(layer, target, weight=weight, stride=layer.stride, padding=layer.padding,
+                         dilation=layer.dilation, groups=layer.groups)
         if layer.folded:  # average pools folded into it: a conv's geometry is then over the first pool's input
             folded["folded_pools"] = list(layer.folded)
             if layer.op == "conv2d":
@@ -277,6 +286,22 @@ class _Builder:
         """`layer`'s own projection from its source into `target`, named after it, of the kind its op maps to."""
         kind = _PROJECTION_KIND[layer.op]
         self.projections.append(Projection(layer.name, kind.name, layer.source, target, **fields))
+
+
+def _source_major_csr(weight: np.ndarray) -> dict:
+    """A dense weight [out, in] as a sparse projection's CSR rows, one per source neuron, nonzero entries only."""
+    targets, sources = np.nonzero(weight)
+    order = np.lexsort((targets, sources))  # by source, then target
+    sources, targets = sources[order], targets[order]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(sources, minlength=weight.shape[1]))]).astype(np.int64)
+    return {"indptr": indptr, "indices": targets.astype(np.int64), "weight": weight[targets, sources]}
+
+
+def kept_macs(layers: list[Layer]) -> dict:
+    """The ANN's MACs over its nonzero weights (a pruned model's real work): dense nnz, conv Hout x Wout x nnz."""
+    return {layer.name: int(np.count_nonzero(layer.weight)) * (int(np.prod(layer.shape[1:])) if layer.op == "conv2d"
+                                                                 else 1)
+            for layer in layers if layer.op in ("conv2d", "dense")}
 
 
 def build_network(layers: list[Layer], scalings: dict,
@@ -390,6 +415,7 @@ def convert_model(
     bias_onset=None,
     pool: Optional[str] = None,
     readout: Optional[str] = None,
+    sparse_below: Optional[float] = None,
     input_encoding: Optional[str] = None,
     ann_eval: Optional[tuple] = None,
     dataset: str = "",
@@ -428,7 +454,9 @@ def convert_model(
       `pool` (all: "fold", default: an average pool is folded into the conv / dense layer after it, exactly,
       or refused with an ExportError; "population": a spiking population of its own, version 1),
       `readout` (termapping, augmapping: "potential", default: the output integrates and never fires;
-      "spikes": it fires with both thresholds and predicts by its signed firing rate).
+      "spikes": it fires with both thresholds and predicts by its signed firing rate),
+      `sparse_below` (all: 0.15, default: a Linear layer with at most that fraction of nonzero weights, a pruned
+      one, becomes a `sparse` projection of its kept weights; 0: never).
     - `samples`, `labels`: embedded as `/samples`; the ANN's outputs on them
       go to `/ann/outputs`.
     - `input_encoding`: the input population's default encoder (default:
@@ -446,7 +474,8 @@ def convert_model(
     chosen = get_method(method)
     options = resolve_options(chosen, {"percentile": percentile, "v_init_fraction": v_init_fraction, "m_aug": m_aug,
                                        "phase_period": phase_period, "sync_neurons": sync_neurons, "drive": drive,
-                                       "rank": rank, "bias_onset": bias_onset, "pool": pool, "readout": readout})
+                                       "rank": rank, "bias_onset": bias_onset, "pool": pool, "readout": readout,
+                                       "sparse_below": sparse_below})
     input_encoding = chosen.input_encoding if input_encoding is None else input_encoding
     _check_encoding(input_encoding)
     calibration = _as_tensor(calibration, "calibration")
@@ -473,9 +502,11 @@ def convert_model(
     neurons = chosen.neurons_for(options)
     build = Build(neurons=neurons, max_coeff=max_coeff, v_init_fraction=options["v_init_fraction"],
                   input_encoding=input_encoding, pool_rank=options.get("rank", kinds.MASS),
-                  readout=options.get("readout", kinds.POTENTIAL), bias_onset=options.get("bias_onset") == "auto")
+                  readout=options.get("readout", kinds.POTENTIAL), bias_onset=options.get("bias_onset") == "auto",
+                  sparse_below=options["sparse_below"])
     populations, projections, summary = build_network(layers, scalings, build)
     macs = ann_macs(ann_layers)  # the ANN's, whatever was folded
+    kept = kept_macs(ann_layers)
     output = layers[-1]
     conversion = {
         "method": chosen.name,
@@ -483,6 +514,11 @@ def convert_model(
         **({"K": neurons.phase_period} if neurons.coding == kinds.PHASE else {}),
         "max_coeff": max_coeff,
         "neurons": neurons.record(),
+        "sparse_rule": "a Linear layer with at most sparse_below of its weights nonzero becomes a sparse projection "
+                       "of its kept weights (docs/export.md: the density at which a sparse row costs what a dense "
+                       "one does, measured)",
+        "ann_macs_kept": sum(kept.values()) + sum(v for k, v in macs.items() if k not in kept),
+        "layer_macs_kept": kept,
         **chosen.formulas,
         "layers": summary,
         "calibration_size": len(calibration),

@@ -299,6 +299,13 @@ def _check_sync_neurons(value) -> bool:
     return bool(value)
 
 
+def _check_density(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
+        raise ExportError(f"sparse_below must be a fraction of nonzero weights in [0, 1] (0: never sparse), got "
+                          f"{value!r}")
+    return float(value)
+
+
 def _choice(name: str, choices: tuple, meaning: str) -> Callable[[Any], Any]:
     """A check that accepts one of `choices` (strings compared exactly; an integer choice matches an equal
     integer, not a bool)."""
@@ -331,6 +338,7 @@ BIAS_ONSET = Option("bias_onset", "auto", _choice(
 POOL = Option("pool", "fold", _choice(
     "pool", ("fold", "population"), "an average pool folded into the next conv / dense layer, or a spiking "
     "population of its own as before"))
+SPARSE_BELOW = Option("sparse_below", 0.15, _check_density)  # a Linear layer this sparse becomes a sparse projection
 READOUT = Option("readout", kinds.POTENTIAL, _choice(
     "readout", (kinds.POTENTIAL, kinds.SPIKES), "the output layer integrates and never fires, or fires with "
     "both thresholds and decides by its signed firing rate"))
@@ -380,7 +388,7 @@ _DATA_NORM_WEIGHTS = "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 
 DATA_NORM = ScalingRule(("relu",), signed=False, scale=_rate_norm_scale, measure=_positive_percentiles, residual=True)
 
 RATE_NORM = Method(
-    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION, POOL),
+    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION, POOL, SPARSE_BELOW),
     formulas={**_DATA_NORM_FORMULAS, "weights": _DATA_NORM_WEIGHTS, "residual": _RESIDUAL_FORMULA},
 )
 
@@ -423,7 +431,7 @@ _SPIKING_READOUT = (
 
 TERMAPPING = Method(
     "termapping", ScalingRule(("relu", "leaky_relu"), signed=True, scale=_termapping_scale, measure=_max_abs_outputs),
-    RATE_IF, (V_INIT_FRACTION, POOL, READOUT),
+    RATE_IF, (V_INIT_FRACTION, POOL, SPARSE_BELOW, READOUT),
     formulas={
         "scaling": "Algorithm 1: P_0 = 1, P_l = max(max|W_l|, max|z_l|) over the calibration set, "
                    "lambda_l = P_l / P_(l-1); an average pool keeps P",
@@ -446,7 +454,7 @@ def _augmapping_scale(layer: Layer, source_spike: float, measured, options: dict
 
 AUGMAPPING = Method(
     "augmapping", ScalingRule(("relu", "leaky_relu"), signed=True, scale=_augmapping_scale),
-    RATE_IF, (V_INIT_FRACTION, M_AUG, POOL, READOUT), max_coeff=lambda options: options["m_aug"],
+    RATE_IF, (V_INIT_FRACTION, M_AUG, POOL, SPARSE_BELOW, READOUT), max_coeff=lambda options: options["m_aug"],
     formulas={
         "thresholds": "eq. 12-13: theta_pos = 1/alpha+ = 1, theta_neg = -1/negative_slope",
         "weights": "W and b copied (eq. 6, 11); output_scale 1",
@@ -471,7 +479,7 @@ def _clip_scale(layer: Layer, source_spike: float, measured, options: dict) -> S
 
 CLIP = Method(
     "clip", ScalingRule(("clip",), signed=False, scale=_clip_scale),
-    RATE_IF, (replace(V_INIT_FRACTION, default=0.5), POOL),  # Theorem 1's optimum, v(0) = V_th / 2
+    RATE_IF, (replace(V_INIT_FRACTION, default=0.5), POOL, SPARSE_BELOW),  # Theorem 1's optimum, v(0) = V_th / 2
     formulas={
         "thresholds": "Algorithm 1: V_th^l = theta^l (the trained clip bound), v(0) = v_init_fraction * V_th^l",
         "weights": "W^l * theta^(l-1) (W copied, the spike's postsynaptic value V_th^(l-1), eq. 4), b copied; "
@@ -493,7 +501,8 @@ _RANK_FORMULA = ("value: a spiking max-pool's window passes the neuron with the 
 
 #: rate-norm's scaling with phase-coded if neurons (weighted spikes), the input phase-encoded.
 PHASE = replace(
-    RATE_NORM, name="phase", neurons=PHASE_IF, options=(PERCENTILE, PHASE_PERIOD, V_INIT_FRACTION, RANK, POOL),
+    RATE_NORM, name="phase", neurons=PHASE_IF,
+    options=(PERCENTILE, PHASE_PERIOD, V_INIT_FRACTION, RANK, POOL, SPARSE_BELOW),
     input_encoding=kinds.PHASE_ENCODER,
     formulas={
         **_DATA_NORM_FORMULAS,
@@ -581,7 +590,7 @@ def _bsnn_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
 BSNN = replace(
     PHASE, name="bsnn", neurons=PHASE_BIF, rewrite=_bsnn_rewrite,
     options=(replace(PERCENTILE, default=99.9), PHASE_PERIOD, V_INIT_FRACTION, SYNC_NEURONS, DRIVE, RANK, BIAS_ONSET,
-             POOL),
+             POOL, SPARSE_BELOW),
     formulas={
         "algorithm": "BSNN Algorithm 1: BN folded (eq. 7), data-norm with lambda_l the percentile (p-max) of "
                      "layer l's positive activations (eq. 6), V_th = 1",

@@ -40,6 +40,14 @@ def add_run(v, vo, w, wo, n, value):
 
 
 @inline_kernel
+def add_scattered(v, base, targets, to, w, wo, n, value):
+    """v[base + targets[to + k]] += w[wo + k] * value for k < n: a sparse row (unsigned offsets, as add_run)."""
+    base, to, wo = np.uint64(base), np.uint64(to), np.uint64(wo)
+    for k in range(np.uint64(n)):
+        v[base + np.uint64(targets[to + k])] += w[wo + k] * value
+
+
+@inline_kernel
 def route_of(unit_base, size, bif, gated, integrating):
     """Where a target's events go, by the A/B wiring rule: (A events, B events, untagged, untagged also or -1).
 
@@ -181,11 +189,9 @@ def push_sparse(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
         lo, hi = ints[ptr + idx[e]], ints[ptr + idx[e] + 1]
         first, second = target_bases(tag[e], route)
         value = v.dtype.type(val[e])
-        for k in range(lo, hi):
-            j = ints[targets + k]
-            v[first + j] += floats[woff + k] * value
-            if second >= 0:
-                v[second + j] += floats[woff + k] * value
+        add_scattered(v, first, ints, targets + lo, floats, woff + lo, hi - lo, value)
+        if second >= 0:
+            add_scattered(v, second, ints, targets + lo, floats, woff + lo, hi - lo, value)
         count_ops(counts, False, coef[e], (hi - lo) * (2 if second >= 0 else 1))
 
 
