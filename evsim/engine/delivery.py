@@ -98,7 +98,7 @@ def window_entries(i, ints, g, col_width):
     return i % cin, rb, cb
 
 
-@kernel
+@inline_kernel
 def push_dense(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """One contiguous row of W.T per event."""
     idx, coef, tag, val = ev
@@ -113,7 +113,7 @@ def push_dense(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
         count_ops(counts, False, coef[e], n_out * (2 if second >= 0 else 1))
 
 
-@kernel
+@inline_kernel
 def push_conv(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """Conv2d from the kernel (weight sharing).
 
@@ -159,7 +159,7 @@ def push_conv(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
         count_ops(counts, False, coef[e], ops * (2 if second >= 0 else 1))
 
 
-@kernel
+@inline_kernel
 def push_avgpool(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """Average pool: `w * value` into every pooled neuron (same channel) whose window holds the event."""
     idx, coef, tag, val = ev
@@ -178,7 +178,7 @@ def push_avgpool(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
         count_ops(counts, True, coef[e], ints[rb] * ints[cb] * (2 if second >= 0 else 1))
 
 
-@kernel
+@inline_kernel
 def push_sparse(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """CSR rows. At REC_INTS: the number of source neurons, their row pointers (and one more), then the
     target indices; the pointers index the targets and the weights (at REC_FLOATS) alike."""
@@ -195,7 +195,7 @@ def push_sparse(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
         count_ops(counts, False, coef[e], (hi - lo) * (2 if second >= 0 else 1))
 
 
-@kernel
+@inline_kernel
 def push_identity(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     idx, coef, tag, val = ev
     scale = floats[rec[REC_FLOATS]]
@@ -247,7 +247,7 @@ def maxpool_winner(mass, value, by_value, mbase, ints, g, c, yo, xo):
     return best
 
 
-@kernel
+@inline_kernel
 def gate_maxpool(rec, ints, ev, start, stop, mass, value, mbase, relay_base, relay_n, counts):
     """Spiking max-pool: pass each event into every window it is in and wins (the largest rank so far:
     spike mass, or the sum of its events' values under rank = value).

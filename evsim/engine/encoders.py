@@ -49,7 +49,7 @@ def phase_bit(x, period, t):
     return (q >> (period - 1 - t % period)) & 1
 
 
-@inline_kernel
+@kernel
 def encode(encoder, x, input_chw, period, sample, seed, t, sk, ev, ebase):
     """Input events of step t: Bernoulli (|x| as probability, value sign(x)) or phase (bits of x)."""
     ev_idx, ev_coef, ev_tag, ev_val = ev
@@ -74,7 +74,7 @@ def encode(encoder, x, input_chw, period, sample, seed, t, sk, ev, ebase):
     return n
 
 
-@kernel
+@inline_kernel
 def analog_current(plan, x, current, input_ops, order, ev, ops):
     """Deliver the analog input once per sample: the constant current of every input projection's targets.
 

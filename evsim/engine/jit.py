@@ -1,5 +1,20 @@
 """The one jit setting shared by every kernel (cached to disk so a second start does not recompile).
 
+Two kinds of jitted function, chosen for the cold start (the first run
+compiles everything):
+
+* `kernel`: compiled on its own and called. The leaves that do one job
+  (fire, integrate, encode, record, predict, the delivery dispatch `push`).
+* `inline_kernel`: inlined into its caller at Numba's IR level. Tiny helpers
+  of hot loops (`add_run`: a call costs a reference-count update per array),
+  and the layers between the driver and the leaves (`run_sample`,
+  `deliver`, the kernels behind `push`, the analog current, the max gate).
+  Numba links every callee's module into its caller's and optimises and
+  generates machine code for the whole again, so each separately compiled
+  level re-compiles all the code below it: the call tree is kept two levels
+  deep (`run_batch` -> leaves -> nothing). Inlining the leaves too would make
+  one function so large that type inference alone costs more (measured).
+
 Numba's disk cache checks only the source file of the function it caches,
 while evsim's kernels call kernels of other files and freeze module-level
 constants of others (kind codes, counter slots): an edit there would leave a

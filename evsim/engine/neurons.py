@@ -7,7 +7,7 @@ binary, ternary or augmented, bounded or not).
 from __future__ import annotations
 
 from evsim.engine.delivery import add_run
-from evsim.engine.jit import inline_kernel
+from evsim.engine.jit import inline_kernel, kernel
 
 
 @inline_kernel
@@ -32,7 +32,7 @@ def integrating_units(units, gated, period, t):
     return 0, units
 
 
-@inline_kernel
+@kernel
 def integrate(v, current, bias, soff, noff, size, first, count, analog, biased, sk):
     """Add this step's analog current and bias, weighted by S_k, to units first..first+count-1 (A = 0, B = 1)."""
     weight = v.dtype.type(sk)
@@ -62,7 +62,7 @@ def coefficient(excess, threshold, max_coeff):
     return c
 
 
-@inline_kernel
+@kernel
 def fire(v, discharged, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_weight, tag,
          ev, ebase, n_events):
     """Compare every unit with this step's thresholds, emit events, reset by subtraction.

@@ -50,7 +50,7 @@ def firing_unit(kind, period, t):
     return (0, TAG_A) if (t // period) % 2 == 1 else (1, TAG_B)
 
 
-@inline_kernel
+@kernel
 def record_events(ev, start, stop, mass, value, noff, size, counts, values, record, spike_coef, spike_val, ann_sign):
     """Count emitted events (A and B apart), add their mass and value to their neurons, record them if asked.
 
@@ -108,7 +108,7 @@ def deliver(p, t, pop_rec, out_proj, proj_rec, ints, floats, ev, ev_n, v, mass, 
             push(rec, ints, floats, ev, start, stop, v, tgt[P_SIZE], route, proj_counts[q])
 
 
-@inline_kernel
+@kernel
 def predict(v, mass, value, soff, noff, order, by_spikes, by_value):
     """argmax over the output (C-major `order`) of potential, or of spike mass (or value) then potential;
     ties: lower index."""
@@ -126,7 +126,7 @@ def predict(v, mass, value, soff, noff, order, by_spikes, by_value):
     return best
 
 
-@inline_kernel
+@kernel
 def record_readout(v, discharged, v_init, mass, soff, noff, order, readout_v, readout_mass, readout_drive):
     """Output potentials (A units for a bif output), spike mass and drive, in C-major order.
 
