@@ -8,6 +8,10 @@
   exporter: data-based normalisation on real images scales the random
   weights so every layer fires at the rates a converted network fires at.
 * `mlp()`: 784-1200-1200-10 with random weights, converted the same way.
+* `vgg()`: a VGG-style network on 3x32x32 inputs (ten 3x3 conv layers of
+  32 to 256 channels, average pools, a linear readout), random PyTorch init,
+  converted the same way on MNIST digits padded to 32x32 and repeated over 3
+  channels, so that its activity is that of a converted network.
 * `delivery_network()`: a Bernoulli input population feeding one dense or
   conv projection into a non-firing readout, so every synaptic operation of
   the run is delivery of input events and the input rate sets the activity.
@@ -84,6 +88,39 @@ def mlp(n_samples: int = 500) -> tuple[Network, str]:
     network = _convert(model, (784,), n_samples)
     return network, ("random PyTorch init, converted by evsim's exporter (99.9th-percentile "
                      "normalisation on 1,000 MNIST images); {n} MNIST test images, analog input")
+
+
+#: The VGG-style stack: conv3 channels, "A" a 2x2 average pool.
+VGG_LAYERS = (32, 32, "A", 64, 64, "A", 128, 128, 128, "A", 256, 256, 256, "A")
+
+
+def vgg_images(images: np.ndarray) -> np.ndarray:
+    """MNIST digits [n, 1, 28, 28] padded to 32x32 and repeated over 3 channels: CIFAR-shaped real data."""
+    return np.repeat(np.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
+
+
+def vgg(n_samples: int = 64) -> tuple[Network, str]:
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(SEED)
+    layers, channels = [], 3
+    for spec in VGG_LAYERS:
+        if spec == "A":
+            layers.append(nn.AvgPool2d(2))
+        else:
+            layers += [nn.Conv2d(channels, spec, 3, padding=1), nn.ReLU()]
+            channels = spec
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * 2 * 2, 10))
+    (x_train, _), (x_test, y_test) = mnist()
+    from evsim.weights_io.export import convert_model
+
+    network = convert_model(model, calibration=vgg_images(x_train[:N_CALIBRATION // 4]),
+                            samples=vgg_images(x_test[:n_samples]), labels=y_test[:n_samples], percentile=99.9)
+    convs = sum(1 for spec in VGG_LAYERS if spec != "A")
+    return network, (f"VGG-style {convs} conv layers (3x3, 32-256 channels, average pools folded), random PyTorch "
+                     "init, converted by evsim's exporter (99.9th percentile on 250 MNIST digits padded to 3x32x32); "
+                     "{n} such test images")
 
 
 def delivery_network(kind: str, seed: int = SEED) -> tuple[Network, tuple[int, ...]]:
