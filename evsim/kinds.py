@@ -64,6 +64,12 @@ MASS, VALUE = "mass", "value"
 RANKS = (MASS, VALUE)
 SPLIT, GATED = "split", "gated"
 DRIVES = (SPLIT, GATED)
+#: Version 3 (NIR's IF, reset-to-zero conversions): how an `if` neuron resets after an event (by subtraction,
+#: or to the potential `v_reset`), and whether it fires at the threshold or only beyond it.
+SUBTRACT, TO_VALUE = "subtract", "value"
+RESETS = (SUBTRACT, TO_VALUE)
+GE, GT = "ge", "gt"
+FIRE_RULES = (GE, GT)
 #: The neuron-parameter datasets of a population with a membrane.
 NEURON_PARAMETERS = ("theta_pos", "theta_neg", "v_init", "bias")
 
@@ -114,7 +120,8 @@ class PopulationKind:
 
 INPUT = PopulationKind("input", 0, (Attribute("encoding", "string", ANALOG, choices=ENCODERS),), membrane=False,
                        emits="encoded", description="the source of a sample: emits what the encoder gives")
-IF = PopulationKind("if", 1, (_MAX_COEFF, _BIAS_ONSET), membrane=True,
+IF = PopulationKind("if", 1, (_MAX_COEFF, _BIAS_ONSET, Attribute("reset", "string", SUBTRACT, choices=RESETS, since=3),
+                              Attribute("fire_when", "string", GE, choices=FIRE_RULES, since=3)), membrane=True,
                     description="integrate-and-fire, reset by subtraction (single or double threshold, augmented)")
 BIF = PopulationKind("bif", 2, (_MAX_COEFF, _BIAS_ONSET, Attribute("drive", "string", SPLIT, choices=DRIVES, since=2)),
                      membrane=True, units=2, tags="own",

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from evsim import kinds
-from evsim.kinds import ANALOG, INPUT, MASS, POTENTIAL, RATE, SPLIT
+from evsim.kinds import ANALOG, GE, INPUT, MASS, POTENTIAL, RATE, SPLIT, SUBTRACT
 
 @dataclass(frozen=True)
 class Population:
@@ -45,6 +45,9 @@ class Population:
     rank: str = MASS  # spikes readouts: what ranks the output neurons (version 2)
     drive: str = SPLIT  # bif populations: which units take untagged input and bias (version 2)
     bias_onset: int = 0  # if, bif, readout: the first step whose bias is added (version 2)
+    reset: str = SUBTRACT  # if: by subtraction, or to v_reset (version 3)
+    fire_when: str = GE  # if: fire at the threshold (>=) or only beyond it (>) (version 3)
+    v_reset: Optional[np.ndarray] = None  # if with reset = value: the potential after an event (default 0)
 
     @property
     def spec(self) -> kinds.PopulationKind:

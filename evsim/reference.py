@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from evsim.counters import POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS
-from evsim.kinds import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, GATED, IDENTITY, INPUT, MAXPOOL2D, PHASE,
-                         PHASE_ENCODER, READOUT, RELAY, SPARSE, VALUE)
+from evsim.kinds import (ANALOG, AVGPOOL2D, BERNOULLI, BIF, CONV2D, DENSE, GATED, GT, IDENTITY, INPUT, MAXPOOL2D, PHASE,
+                         PHASE_ENCODER, READOUT, RELAY, SPARSE, TO_VALUE, VALUE)
 from evsim.engine.encoders import bernoulli_uniform
 from evsim.network import Network, Population, Projection
 
@@ -76,31 +76,42 @@ def step_weight(pop: Population, t: int) -> float:
     return 2.0 ** -(1 + t % pop.phase_period) if pop.coding == PHASE else 1.0
 
 
-def exact_coefficient(excess, threshold, max_coeff):
-    """c with c * th <= excess < (c + 1) * th, at least 1, capped at max_coeff > 0 (arrays)."""
+def exact_coefficient(excess, threshold, max_coeff, strict=False):
+    """The largest c >= 1 with c * th <= excess (strict: c * th < excess), capped at max_coeff > 0 (arrays)."""
     if max_coeff == 1:
         return np.ones_like(excess, dtype=np.int64)
+    below = np.less if strict else np.less_equal  # c * th must stay below (or at) the excess
     c = np.maximum(np.floor(excess / threshold), 1)
-    c = np.where((c > 1) & (c * threshold > excess), c - 1, c)
-    c = np.where((c + 1) * threshold <= excess, c + 1, c)
+    c = np.where((c > 1) & ~below(c * threshold, excess), c - 1, c)
+    c = np.where(below((c + 1) * threshold, excess), c + 1, c)
     if max_coeff > 0:
         c = np.minimum(c, max_coeff)
     return c.astype(np.int64)
 
 
 def fire(v, pop: Population, sk):
-    """The fire rule on one unit's potentials: returns signed coefficients, updates v (reset by subtraction)."""
+    """The fire rule on one unit's potentials: returns signed coefficients, updates v (the reset).
+
+    Fires at the threshold (`fire_when = ge`) or only beyond it (`gt`); resets by subtraction, or to
+    `v_reset` (not weighted by S_k: it is a potential, like v_init) under `reset = value`.
+    """
+    strict = pop.fire_when == GT
+    beyond = np.greater if strict else np.greater_equal
     th_pos = pop.expand("theta_pos") * sk
     coef = np.zeros(pop.size, dtype=np.int64)
-    up = v >= th_pos
-    coef[up] = exact_coefficient(v[up], th_pos[up], pop.max_coeff)
-    v[up] -= coef[up] * th_pos[up]
+    up = beyond(v, th_pos)
+    coef[up] = exact_coefficient(v[up], th_pos[up], pop.max_coeff, strict)
     if pop.theta_neg is not None:
         th_neg = pop.expand("theta_neg") * sk
-        down = ~up & (v <= th_neg)
-        k = exact_coefficient(-v[down], -th_neg[down], pop.max_coeff)
-        v[down] -= k * th_neg[down]
-        coef[down] = -k
+        down = ~up & beyond(-v, -th_neg)
+        coef[down] = -exact_coefficient(-v[down], -th_neg[down], pop.max_coeff, strict)
+    fired = coef != 0
+    if pop.reset == TO_VALUE:
+        v[fired] = pop.expand("v_reset")[fired]
+    else:
+        v[up] -= coef[up] * th_pos[up]
+        if pop.theta_neg is not None:
+            v[down] -= -coef[down] * th_neg[down]
     return coef
 
 

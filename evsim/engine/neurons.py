@@ -6,6 +6,8 @@ binary, ternary or augmented, bounded or not).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from evsim.engine.delivery import add_run
 from evsim.engine.jit import inline_kernel, kernel
 
@@ -45,54 +47,68 @@ def integrate(v, current, bias, soff, noff, size, first, count, analog, biased, 
 
 
 @inline_kernel
-def coefficient(excess, threshold, max_coeff):
-    """The spike coefficient c >= 1 with c * threshold <= excess < (c + 1) * threshold, capped at max_coeff > 0.
+def coefficient(excess, threshold, max_coeff, strict=False):
+    """The spike coefficient: the largest c >= 1 with c * threshold <= excess (`strict`: < excess), capped at
+    max_coeff > 0.
 
-    Exact whatever the float division rounds to; `excess >= threshold > 0`.
+    Exact whatever the float division rounds to; `excess >= threshold > 0` (strict: `excess > threshold`).
     """
     if max_coeff == 1:
         return 1
     c = max(int(excess / threshold), 1)
-    while c > 1 and c * threshold > excess:
-        c -= 1
-    while (c + 1) * threshold <= excess:
-        c += 1
+    if strict:
+        while c > 1 and c * threshold >= excess:
+            c -= 1
+        while (c + 1) * threshold < excess:
+            c += 1
+    else:
+        while c > 1 and c * threshold > excess:
+            c -= 1
+        while (c + 1) * threshold <= excess:
+            c += 1
     if max_coeff > 0 and c > max_coeff:
         c = max_coeff
     return c
 
 
 @kernel
-def fire(v, discharged, sbase, theta_pos, theta_neg, noff, size, has_neg, max_coeff, step_weight, tag,
-         ev, ebase, n_events):
-    """Compare every unit with this step's thresholds, emit events, reset by subtraction.
+def fire(v, discharged, sbase, theta_pos, theta_neg, v_reset, noff, size, has_neg, max_coeff, strict, to_value,
+         step_weight, tag, ev, ebase, n_events):
+    """Compare every unit with this step's thresholds, emit events, reset.
 
+    Fire at `v >= th_p` (resp. `v <= th_n`), or only beyond it under `strict`
+    (format version 3's `fire_when = gt`); reset by subtraction of c x th, or
+    under `to_value` to the unit's `v_reset` (version 3's `reset = value`).
     Appends to the event buffers `ev` at `ebase + n_events` and returns the new
-    count. `discharged` accumulates what the resets took (c x threshold), so
-    that potential - v_init + discharged is the input a unit integrated.
+    count. `discharged` accumulates what the resets took, so that potential -
+    v_init + discharged is the input a unit integrated.
     """
     ev_idx, ev_coef, ev_tag, ev_val = ev
     units = v[sbase:sbase + size]
     out = discharged[sbase:sbase + size]
     pos = theta_pos[noff:noff + size]
     neg = theta_neg[noff:noff + size]
+    rest = v_reset[noff:noff + size]
     sk = units.dtype.type(step_weight)
     for n in range(size):
         vv = units[n]
         th_pos = pos[n] * sk
-        c = 0
-        if vv >= th_pos:
-            c = coefficient(vv, th_pos, max_coeff)
-            units[n] = vv - c * th_pos
-            out[n] += c * th_pos
+        c, removed = 0, sk * 0  # removed: what a reset by subtraction takes, c x th
+        if vv > th_pos or (vv == th_pos and not strict):
+            c = coefficient(vv, th_pos, max_coeff, strict)
+            removed = c * th_pos
         elif has_neg:
             th_neg = neg[n] * sk
-            if vv <= th_neg:
-                k = coefficient(-vv, -th_neg, max_coeff)
-                units[n] = vv - k * th_neg
-                out[n] += k * th_neg
-                c = -k
+            if vv < th_neg or (vv == th_neg and not strict):
+                k = coefficient(-vv, -th_neg, max_coeff, strict)
+                c, removed = -k, k * th_neg
         if c != 0:
+            if to_value:  # to v_reset: whatever lay beyond is lost; the drive keeps what the reset removed
+                units[n] = rest[n]
+                out[n] += np.float64(vv) - np.float64(rest[n])
+            else:
+                units[n] = vv - removed
+                out[n] += removed
             e = ebase + n_events
             ev_idx[e] = n
             ev_coef[e] = c

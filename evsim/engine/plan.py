@@ -37,11 +37,11 @@ from evsim.network import Network, Population, Projection
 # bif), offsets into per-neuron arrays and per-unit state (A units, then B units), phase coded?, period K (a
 # bif's gating period too), max_coeff (1 binary/ternary, M > 1 bounded, 0 unbounded), a negative threshold?,
 # compares against thresholds?, neurons with a nonzero bias, the bias onset, gated drive (bif)?, a spikes
-# readout ranking by value?, fed by an input projection?, and its outgoing projections
-# (out_proj[P_OUT:P_OUT_END]).
+# readout ranking by value?, fed by an input projection?, resets to v_reset (not by subtraction)?, fires only
+# beyond the threshold (>, not >=)?, and its outgoing projections (out_proj[P_OUT:P_OUT_END]).
 (P_KIND, P_SIZE, P_UNITS, P_NOFF, P_SOFF, P_PHASE, P_PERIOD, P_MAX_COEFF, P_HAS_NEG, P_FIRES, P_BIAS_NEURONS,
- P_BIAS_ONSET, P_GATED, P_RANK_VALUE, P_FED_BY_INPUT, P_OUT, P_OUT_END) = range(17)
-POPULATION_FIELDS = 17
+ P_BIAS_ONSET, P_GATED, P_RANK_VALUE, P_FED_BY_INPUT, P_RESET_VALUE, P_FIRE_GT, P_OUT, P_OUT_END) = range(19)
+POPULATION_FIELDS = 19
 # Fields of a projection record (a row of Plan.proj_rec). REC_RANK: a max gate ranks by value (1) or mass (0).
 REC_KIND, REC_SRC, REC_TGT, REC_INTS, REC_FLOATS, REC_RANK = range(6)
 RECORD_FIELDS = 6
@@ -64,6 +64,7 @@ class Plan(NamedTuple):
     theta_neg: np.ndarray
     v_init: np.ndarray
     bias: np.ndarray
+    v_reset: np.ndarray       # the potential after an event under reset = value
     # projections
     proj_rec: np.ndarray      # [Q, RECORD_FIELDS]
     ints: np.ndarray          # int64 pool: geometry headers, window tables, CSR pointers and indices
@@ -129,7 +130,7 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
     order = [chw_of_internal(p.shape) for p in pops]
 
     neurons = {name: np.concatenate([p.expand(name)[chw] for p, chw in zip(pops, order)])
-               for name in kinds.NEURON_PARAMETERS}
+               for name in (*kinds.NEURON_PARAMETERS, "v_reset")}
     bias_neurons = np.array([np.count_nonzero(p.expand("bias")) for p in pops], dtype=np.int64)
 
     records = np.zeros((len(network.projections), RECORD_FIELDS), dtype=np.int64)
@@ -164,6 +165,8 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
     table[:, P_GATED] = [p.drive == kinds.GATED for p in pops]
     table[:, P_RANK_VALUE] = [p.rank == kinds.VALUE for p in pops]
     table[:, P_FED_BY_INPUT] = fed
+    table[:, P_RESET_VALUE] = [p.reset == kinds.TO_VALUE for p in pops]
+    table[:, P_FIRE_GT] = [p.fire_when == kinds.GT for p in pops]
     table[:, P_OUT], table[:, P_OUT_END] = out_ptr[:-1], out_ptr[1:]
 
     return Plan(
@@ -173,6 +176,7 @@ def build_plan(network: Network, dtype=np.float32) -> Plan:
         theta_neg=neurons["theta_neg"].astype(dtype),
         v_init=neurons["v_init"].astype(dtype),
         bias=neurons["bias"].astype(dtype),
+        v_reset=neurons["v_reset"].astype(dtype),
         proj_rec=records,
         ints=int_pool.array(np.int64),
         floats=float_pool.array(dtype),

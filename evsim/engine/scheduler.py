@@ -33,9 +33,9 @@ from evsim.engine.delivery import gate_maxpool, push, route_of
 from evsim.engine.encoders import analog_current, encode
 from evsim.engine.jit import inline_kernel, kernel
 from evsim.engine.neurons import fire, integrate, integrating_units, step_weight
-from evsim.engine.plan import (P_BIAS_NEURONS, P_BIAS_ONSET, P_FED_BY_INPUT, P_FIRES, P_GATED, P_HAS_NEG, P_KIND,
-                               P_MAX_COEFF, P_NOFF, P_OUT, P_OUT_END, P_PERIOD, P_PHASE, P_RANK_VALUE, P_SIZE, P_SOFF,
-                               P_UNITS, REC_KIND, REC_TGT)
+from evsim.engine.plan import (P_BIAS_NEURONS, P_BIAS_ONSET, P_FED_BY_INPUT, P_FIRE_GT, P_FIRES, P_GATED, P_HAS_NEG,
+                               P_KIND, P_MAX_COEFF, P_NOFF, P_OUT, P_OUT_END, P_PERIOD, P_PHASE, P_RANK_VALUE,
+                               P_RESET_VALUE, P_SIZE, P_SOFF, P_UNITS, REC_KIND, REC_TGT)
 
 INPUT, BIF, RELAY = kinds.INPUT.code, kinds.BIF.code, kinds.RELAY.code
 MAXPOOL2D = kinds.MAXPOOL2D.code
@@ -209,8 +209,9 @@ def run_sample(plan, work, x, ann_sign, sample, seed, encoder, timesteps, pred, 
                 # 2. fire and reset: a bif unit outside its spike phase integrates but neither compares nor resets
                 if pop[P_FIRES]:
                     unit, tag = firing_unit(kind, pop[P_PERIOD], t)
-                    ev_n[p] = fire(v, discharged, soff + unit * size, plan.theta_pos, plan.theta_neg, noff, size,
-                                   pop[P_HAS_NEG], pop[P_MAX_COEFF], sk, tag, ev, ebase, 0)
+                    ev_n[p] = fire(v, discharged, soff + unit * size, plan.theta_pos, plan.theta_neg, plan.v_reset, noff,
+                                   size, pop[P_HAS_NEG], pop[P_MAX_COEFF], pop[P_FIRE_GT] == 1, pop[P_RESET_VALUE] == 1,
+                                   sk, tag, ev, ebase, 0)
                     pop_counts[t, p, NEURON_UPDATES] = size
             # 3. record
             record_events(ev, ebase, ebase + ev_n[p], mass, value, noff, size, pop_counts[t, p], pop_values[t, p],
