@@ -24,9 +24,10 @@ def dyadic(rng, shape, grain, low, high):
 
 
 class _Builder:
-    def __init__(self, rng, coding, bif, augmented, period, v2_rng=None):
+    def __init__(self, rng, coding, bif, augmented, period, v2_rng=None, v3_rng=None):
         self.rng, self.coding, self.bif, self.augmented, self.period = rng, coding, bif, augmented, period
         self.v2 = v2_rng  # draws the version-2 rules (a stream of its own: version-1 networks stay as they were)
+        self.v3 = v3_rng  # and the version-3 ones (reset to a value, fire beyond the threshold)
         self.pops: list[Population] = []
         self.projs: list[Projection] = []
 
@@ -62,6 +63,15 @@ class _Builder:
                 fields["drive"] = str(self.v2.choice(["split", "gated", "gated"]))
             if fields.get("mode") == "spikes":
                 fields["rank"] = str(self.v2.choice(["mass", "value"]))
+        if self.v3 is not None and kind == "if":
+            if self.v3.random() < 0.5:
+                fields["reset"] = "value"
+                if self.v3.random() < 0.7:  # else no v_reset: reset to 0
+                    shape_ = {"scalar": (), "channel": (shape[0],), "neuron": tuple(shape)}[
+                        str(self.v3.choice(["scalar", "neuron"] + (["channel"] if len(shape) == 3 else [])))]
+                    fields["v_reset"] = dyadic(self.v3, shape_, 2**-4, -0.5, 0.5).astype(np.float64)
+            if self.v3.random() < 0.5:
+                fields["fire_when"] = "gt"
         self.pops.append(Population(**fields))
         return self.pops[-1]
 
@@ -152,12 +162,14 @@ class _Builder:
 
 
 def random_network(seed: int, *, coding="rate", bif=False, augmented=True, period=None,
-                   readout_mode=None, version2=False) -> Network:
+                   readout_mode=None, version2=False, version3=False) -> Network:
     """A random valid network. coding: rate, phase or mixed; bif: use bistable pairs and synchronous shortcuts;
-    version2: draw the version-2 rules too (drive, bias_onset, rank on max-pools and spikes readouts)."""
+    version2: draw the version-2 rules too (drive, bias_onset, rank on max-pools and spikes readouts);
+    version3: and the version-3 ones on if populations (reset to a value, with or without v_reset; fire_when gt)."""
     rng = np.random.default_rng(seed)
-    v2_rng = np.random.default_rng(seed + 10**6) if version2 else None
-    b = _Builder(rng, coding, bif, augmented, period or int(rng.integers(1, 4)), v2_rng)
+    v2_rng = np.random.default_rng(seed + 10**6) if version2 or version3 else None
+    v3_rng = np.random.default_rng(seed + 2 * 10**6) if version3 else None
+    b = _Builder(rng, coding, bif, augmented, period or int(rng.integers(1, 4)), v2_rng, v3_rng)
     shape = (int(rng.integers(1, 4)), int(rng.integers(4, 8)), int(rng.integers(4, 8)))
     current = b.add_population("input", shape, encoding="analog")
     for _ in range(int(rng.integers(1, 4))):

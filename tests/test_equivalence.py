@@ -17,6 +17,8 @@ CONFIGS = {  # coding, bif pairs, encoder, version-2 rules
     "v2-phase-bif-analog": ("phase", True, "analog", True),
     "v2-mixed-bif-phase-encoder": ("mixed", True, "phase", True),
     "v2-rate-bernoulli": ("rate", True, "bernoulli", True),
+    "v3-rate-analog": ("rate", False, "analog", 3),
+    "v3-mixed-bif-phase-encoder": ("mixed", True, "phase", 3),
 }
 
 
@@ -36,7 +38,7 @@ def assert_same(got: dict, want: dict):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_engine_equals_reference(config, seed):
     coding, bif, encoder, version2 = CONFIGS[config]
-    network = random_network(seed, coding=coding, bif=bif, version2=version2)
+    network = random_network(seed, coding=coding, bif=bif, version2=version2, version3=version2 == 3)
     inputs = random_inputs(seed, network, 3, encoder)
     want = run_reference(network, inputs, T, encoder, seed)
     assert_same(engine_arrays(network, inputs, encoder, seed, dtype="float64"), want)
