@@ -188,10 +188,17 @@ class Network:
         hasher = hashlib.sha256()
         for element in (*self.populations, *self.projections):
             for fld in dataclasses.fields(element):
-                _hash_value(hasher, fld.name, getattr(element, fld.name))
+                value = getattr(element, fld.name)
+                if fld.default is not dataclasses.MISSING and _same(value, fld.default):
+                    continue  # a field at its default, as one added by a later version: the digest stays the same
+                _hash_value(hasher, fld.name, value)
         _hash_value(hasher, "output", self.output)
         _hash_value(hasher, "output_scale", self.output_scale)
         return hasher.hexdigest()
+
+
+def _same(value, default) -> bool:
+    return value is None if default is None else (not isinstance(value, np.ndarray) and value == default)
 
 
 def _hash_value(hasher, name: str, value) -> None:

@@ -357,7 +357,7 @@ def test_meta_records_the_method_and_reads_back(tmp_path):
     (_dense(nn.ReLU), {"method": "burst"},
      r"method must be one of \['rate-norm', 'termapping', 'augmapping', 'clip', 'phase', 'bsnn'\], got 'burst'"),
     (_dense(nn.ReLU), {"method": "termapping", "percentile": 99.0},
-     r"option percentile=99.0 does not apply to method 'termapping' \(its options: pool, readout, v_init_fraction\)"),
+     r"option percentile=99.0 does not apply to method 'termapping' \(its options: pool, readout, sparse_below, v_init_fraction\)"),
     (_dense(nn.ReLU), {"method": "augmapping", "percentile": 100}, r"percentile=100 does not apply to.*'augmapping'"),
     (_dense(nn.ReLU), {"m_aug": 4}, r"m_aug=4 does not apply to method 'rate-norm'"),
     (_dense(nn.ReLU), {"method": "termapping", "m_aug": 1}, r"m_aug=1 does not apply to method 'termapping'"),

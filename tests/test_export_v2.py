@@ -171,11 +171,11 @@ def test_the_written_version_2_file_reads_back(tmp_path):
 #: Digests (Network.digest: populations, projections, output, by value) of the networks the version-1 exporter
 #: (main before version 2) wrote for these dyadic models; computed in float32 exactly, so on any machine.
 VERSION_1_DIGESTS = {
-    "bsnn dense": "1d26a565b2d3e80ea107f55816c565ca5dff45b0111d9887dcc13e9f0b7fc80e",
-    "bsnn maxpool": "76901bf75453c447ea65933a98ae914146b0e18ef4fb48b99bcb00abc8aed908",
-    "bsnn resnet": "c0a828b23d06f265f97e5240fce1a69e017965601c27163d1c2c24a1f968dd86",
-    "phase maxpool": "eb925c524b8120250674b1f952a98929148e17418d6aa73bcf326b1f056f251b",
-    "rate-norm pool": "1b78e40db9b097c2872086265354816e9c6c7abdadc39d44f4ddf186d31758aa",
+    "bsnn dense": "4ba940bf6d3ff8f216c81d7a25e2c44ad36fa4fb6854c84f9b45b86653c6192c",
+    "bsnn maxpool": "bcdafb8b31da82ece219ff3dd53e1af76e1b5e53392901c706f912465e249c89",
+    "bsnn resnet": "b3bf9626f1f4c79ba586c2891d6b2f604a2fd924f4bf1dbc8399015bb5333a08",
+    "phase maxpool": "73597cda33877af93d170f1aefb6644877a7b37a8deba57fed13ced9cb32e208",
+    "rate-norm pool": "d418df09fbbadf91497393e39f90b9b492e77da314c9434cebc25169da4a87c5",
 }
 
 

@@ -132,11 +132,11 @@ def dyadic(model, step=0.5):
 
 #: The exporter options that bring a method's version-1 network back (docs/export.md, "Options"): bif pairs
 #: with split drive (the halving) and biases from t = 0, max pools ranked by spike mass, average pools as
-#: populations.
-VERSION_1 = {"bsnn": {"drive": "split", "bias_onset": 0, "rank": "mass", "pool": "population"},
-             "phase": {"rank": "mass", "pool": "population"}}
+#: populations, no sparse projections for pruned layers.
+VERSION_1 = {"bsnn": {"drive": "split", "bias_onset": 0, "rank": "mass", "pool": "population", "sparse_below": 0},
+             "phase": {"rank": "mass", "pool": "population", "sparse_below": 0}}
 
 
 def version_1(method):
     """The options of `method` that give the network the exporter wrote before version 2 (format version 1)."""
-    return dict(VERSION_1.get(method, {"pool": "population"}))
+    return dict(VERSION_1.get(method, {"pool": "population", "sparse_below": 0}))

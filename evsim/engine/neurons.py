@@ -11,6 +11,10 @@ import numpy as np
 from evsim.engine.delivery import add_run
 from evsim.engine.jit import inline_kernel, kernel
 
+#: The largest coefficient an unbounded augmented spike may carry (a quotient past it means a threshold that
+#: underflowed to almost nothing: no network of the seeds comes near it).
+MAX_COEFFICIENT = 1 << 40
+
 
 @inline_kernel
 def step_weight(phase, period, t):
@@ -55,20 +59,24 @@ def coefficient(excess, threshold, max_coeff, strict=False):
     """
     if max_coeff == 1:
         return 1
-    c = max(int(excess / threshold), 1)
+    # Products in float64 (as the reference computes them), whatever the state's dtype; a quotient past the cap
+    # (or past any sensible coefficient: a threshold that underflowed) is settled before counting.
+    q = np.float64(excess) / np.float64(threshold)
+    ceiling = max_coeff if max_coeff > 0 else MAX_COEFFICIENT
+    if not q < ceiling + 1:
+        return ceiling
+    c = max(int(q), 1)
     if strict:
-        while c > 1 and c * threshold >= excess:
+        while c > 1 and np.float64(c) * threshold >= excess:
             c -= 1
-        while (c + 1) * threshold < excess:
+        while np.float64(c + 1) * threshold < excess:
             c += 1
     else:
-        while c > 1 and c * threshold > excess:
+        while c > 1 and np.float64(c) * threshold > excess:
             c -= 1
-        while (c + 1) * threshold <= excess:
+        while np.float64(c + 1) * threshold <= excess:
             c += 1
-    if max_coeff > 0 and c > max_coeff:
-        c = max_coeff
-    return c
+    return min(c, ceiling)
 
 
 @kernel
