@@ -26,7 +26,8 @@ import pytest
 
 from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
 from evsim.network import Network, Population, Projection
-from evsim.reference import projection_matrices, run_reference
+from engines import assert_engine_equals_reference, assert_same_arrays
+from evsim.reference import projection_matrices
 from evsim.simulate import simulate
 from evsim.weights_io import read_network, write_network
 from netgen import dyadic, random_inputs, random_network
@@ -68,18 +69,7 @@ def one(source, target):
 
 def run(net, inputs, T, encoder="analog"):
     """Run the engine in float64 and float32; both must equal the dense reference exactly. Returns the float64 run."""
-    want = run_reference(net, inputs, T, encoder, 0)
-    results = []
-    for dtype in ("float64", "float32"):
-        result = simulate(net, inputs, timesteps=T, encoder=encoder, dtype=dtype, threads=1, record_spikes=True,
-                          record_trace=True, record_counts=True)
-        got = result.as_arrays()
-        missing = sorted(set(want) - set(got))
-        assert not missing, f"{dtype}: engine lacks {missing[:5]}"
-        wrong = [k for k in want if got[k].shape != want[k].shape or not np.array_equal(got[k], want[k])]
-        assert not wrong, f"{dtype}: engine and reference differ in {wrong[:8]}"
-        results.append(result)
-    return results[0]
+    return assert_engine_equals_reference(net, inputs, T, encoder, 0, dtypes=("float64", "float32"), threads=1)[0]
 
 
 def train(result, pop, tag="out"):
@@ -685,7 +675,7 @@ def test_hand_built_networks_are_valid_files(tmp_path):
         x = hand_inputs(net)
         a = simulate(net, x, timesteps=5, encoder=net.input.encoding, threads=1, record_spikes=True).as_arrays()
         b = simulate(back, x, timesteps=5, encoder=net.input.encoding, threads=1, record_spikes=True).as_arrays()
-        assert all(np.array_equal(a[k], b[k]) for k in a), name
+        assert_same_arrays(b, a, what=name)
     for net in (wiring_network(), bif_pool_network(), phase_network(), single_bif(3)):
         write_network(tmp_path / "n.h5", net)
         read_network(tmp_path / "n.h5")

@@ -9,6 +9,7 @@ import pytest
 
 from evsim.analysis.compare import compare, comparison_rows, format_comparison, run_comparison, write_comparison_csv
 from evsim.analysis.energy import load_profile
+from evsim.counters import AC_OPS, EVENTS, SCALED_OPS
 from evsim.errors import EvsimError
 from evsim.result import load_result
 from evsim.weights_io import read_network, write_network
@@ -44,8 +45,8 @@ def test_runs_share_samples_and_each_gets_its_ann_outputs(results):
 def spent(result, t):
     """Per-sample events and synaptic ops over steps 1..t, straight from the per-step count arrays."""
     spiking = [k not in ("input", "relay") for k in result.population_kinds]
-    events = result.pop_counts_per_step[:t, spiking, 0].sum()
-    ops = result.proj_counts_per_step[:t, :, 0].sum() + result.proj_counts_per_step[:t, :, 1].sum()
+    events = result.pop_counts_per_step[:t, spiking, EVENTS].sum()
+    ops = result.proj_counts_per_step[:t, :, AC_OPS].sum() + result.proj_counts_per_step[:t, :, SCALED_OPS].sum()
     return events / result.n_samples, ops / result.n_samples
 
 

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from engines import assert_same_arrays
 from evsim.reference import run_reference
 from evsim.simulate import simulate
 from evsim.weights_io import read_network
@@ -24,10 +25,7 @@ def assert_reproduces(arrays: dict, expected) -> None:
     got = {conformance_key(k): v for k, v in arrays.items()}
     checked = [k for k in expected.files if k.split("/")[0] in ("pred", "readout_v", "readout_mass", "pop", "proj", "spikes")]
     assert len(checked) > 20
-    missing = [k for k in checked if k not in got]
-    assert not missing, f"not produced: {missing[:5]}"
-    wrong = [k for k in checked if got[k].shape != expected[k].shape or not np.array_equal(got[k], expected[k])]
-    assert not wrong, f"arrays differ: {wrong[:8]}"
+    assert_same_arrays(got, expected, checked, what="conformance")
 
 
 def load(conformance_file):

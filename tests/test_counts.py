@@ -7,7 +7,8 @@ not evsim's window code); counts are then sums over the spike trains.
 import numpy as np
 import pytest
 
-from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
+from evsim.counters import (AC_OPS, BIAS_OPS, EVENTS, EVENTS_A, EVENTS_B, INPUT_MACS, INPUT_MACS_DENSE, MASS, MASS_A,
+                            MASS_B, NEURON_UPDATES, POOL_OPS, POPULATION_COUNTERS, PROJECTION_COUNTERS, SCALED_OPS)
 from evsim.simulate import simulate
 from netgen import random_inputs, random_network
 
@@ -46,30 +47,30 @@ def independent_counts(network, result, inputs, encoder):
     for p, pop in enumerate(network.populations):
         for tag, coef in trains.get(pop.name, {}).items():
             events, mass = (coef != 0).sum(-1), np.abs(coef).sum(-1)
-            pops[:, :, p, 0] += events
-            pops[:, :, p, 1] += mass
+            pops[:, :, p, EVENTS] += events
+            pops[:, :, p, MASS] += mass
             if tag in ("A", "B"):
-                pops[:, :, p, 2 if tag == "A" else 3] += events
-                pops[:, :, p, 4 if tag == "A" else 5] += mass
+                pops[:, :, p, EVENTS_A if tag == "A" else EVENTS_B] += events
+                pops[:, :, p, MASS_A if tag == "A" else MASS_B] += mass
         if pop.kind not in ("input", "relay"):
-            pops[:, :, p, 6] = np.count_nonzero(pop.expand("bias")) * pop.units
-            pops[:, :, p, 7] = pop.size if pop.fires else 0
+            pops[:, :, p, BIAS_OPS] = np.count_nonzero(pop.expand("bias")) * pop.units
+            pops[:, :, p, NEURON_UPDATES] = pop.size if pop.fires else 0
     projs = np.zeros((n, T, len(network.projections), len(PROJECTION_COUNTERS)), dtype=np.int64)
     for q, proj in enumerate(network.projections):
         src, tgt = network.population(proj.source), network.population(proj.target)
         f = fan_out(proj, src, tgt)
         if src.kind == "input" and encoder == "analog":
             flat = inputs.reshape(n, -1)
-            projs[:, :, q, 3] = ((flat != 0) * f).sum(-1)[:, None]
-            projs[:, :, q, 4] = f.sum()
+            projs[:, :, q, INPUT_MACS] = ((flat != 0) * f).sum(-1)[:, None]
+            projs[:, :, q, INPUT_MACS_DENSE] = f.sum()
             continue
         for tag, coef in trains[src.name].items():
             units = 2 if tgt.kind == "bif" and tag == "out" and proj.kind != "maxpool2d" else 1
             if proj.kind in ("avgpool2d", "maxpool2d"):
-                projs[:, :, q, 2] += ((coef != 0) * f).sum(-1) * units
+                projs[:, :, q, POOL_OPS] += ((coef != 0) * f).sum(-1) * units
             else:
-                projs[:, :, q, 0] += ((np.abs(coef) == 1) * f).sum(-1) * units
-                projs[:, :, q, 1] += ((np.abs(coef) > 1) * f).sum(-1) * units
+                projs[:, :, q, AC_OPS] += ((np.abs(coef) == 1) * f).sum(-1) * units
+                projs[:, :, q, SCALED_OPS] += ((np.abs(coef) > 1) * f).sum(-1) * units
     return pops, projs
 
 
@@ -101,4 +102,4 @@ def test_conv_fan_out_is_border_exact():
     result = simulate(network, inputs, timesteps=2, encoder="bernoulli", record_counts=True)
     f = fan_out(proj, pops[0], pops[1])
     assert f.reshape(9, 9)[0, 0] == 3 * 2 * 2 and f.reshape(9, 9)[4, 4] == 3 * 3 * 3
-    assert result.proj_counts[0, :, 0, 0].tolist() == [f.sum()] * 2
+    assert result.proj_counts[0, :, 0, AC_OPS].tolist() == [f.sum()] * 2

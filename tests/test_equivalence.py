@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from evsim.reference import run_reference
+from engines import assert_engine_equals_reference, assert_same_arrays, engine_run
+from evsim.counters import EVENTS
 from evsim.simulate import simulate
 from netgen import random_inputs, random_network
 
@@ -23,15 +24,7 @@ CONFIGS = {  # coding, bif pairs, encoder, version-2 rules
 
 
 def engine_arrays(network, inputs, encoder, seed, **options):
-    result = simulate(network, inputs, timesteps=T, encoder=encoder, seed=seed, record_spikes=True,
-                      record_trace=True, record_counts=True, **options)
-    return result.as_arrays()
-
-
-def assert_same(got: dict, want: dict):
-    assert set(want) <= set(got), f"missing {sorted(set(want) - set(got))[:5]}"
-    wrong = [k for k in want if got[k].shape != want[k].shape or not np.array_equal(got[k], want[k])]
-    assert not wrong, f"differ: {wrong[:8]}"
+    return engine_run(network, inputs, T, encoder, seed, **options).as_arrays()
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -40,10 +33,8 @@ def test_engine_equals_reference(config, seed):
     coding, bif, encoder, version2 = CONFIGS[config]
     network = random_network(seed, coding=coding, bif=bif, version2=version2, version3=version2 == 3)
     inputs = random_inputs(seed, network, 3, encoder)
-    want = run_reference(network, inputs, T, encoder, seed)
-    assert_same(engine_arrays(network, inputs, encoder, seed, dtype="float64"), want)
-    if seed % 3 == 0:
-        assert_same(engine_arrays(network, inputs, encoder, seed, dtype="float32"), want)
+    dtypes = ("float64", "float32") if seed % 3 == 0 else ("float64",)
+    assert_engine_equals_reference(network, inputs, T, encoder, seed, dtypes=dtypes)
 
 
 def test_networks_are_active():
@@ -63,7 +54,7 @@ def test_results_do_not_depend_on_threads_or_batching(config):
     network = random_network(3, coding=coding, bif=bif, version2=version2)
     inputs = random_inputs(3, network, 9, encoder)
     one = engine_arrays(network, inputs, encoder, 5, threads=1, batch_size=9)
-    assert_same(engine_arrays(network, inputs, encoder, 5, threads=2, batch_size=2), one)
+    assert_same_arrays(engine_arrays(network, inputs, encoder, 5, threads=2, batch_size=2), one)
     # a sample's Bernoulli stream is keyed by its index: running it alone gives the same spikes
     alone = simulate(network, inputs, timesteps=T, encoder=encoder, seed=5, record_spikes=True)
     assert np.array_equal(alone.pred, one["pred"])
@@ -77,7 +68,7 @@ def test_bernoulli_stream_follows_the_seed():
     c = simulate(network, inputs, timesteps=T, encoder="bernoulli", seed=2, record_counts=True)
 
     def events(result):  # the input population's events
-        return result.pop_counts[:, :, 0, 0]
+        return result.pop_counts[:, :, result.populations.index(network.input.name), EVENTS]
 
     assert np.array_equal(events(a), events(b))
     assert not np.array_equal(events(a), events(c))

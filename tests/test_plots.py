@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from evsim.cli.main import main
+from evsim.counters import EVENTS
 from evsim.errors import EvsimError
 from evsim.analysis.plots import (
     MISSING_MATPLOTLIB,
@@ -78,7 +79,7 @@ def test_firing_rates_equal_counts_by_hand(result, network):
     by_hand = {}
     for p, pop in enumerate(network.populations):
         if pop.kind == "if":  # the analog input and the potential readout never fire
-            by_hand[pop.name] = result.pop_counts[:, :, p, 0].sum() / (n * T * pop.size)
+            by_hand[pop.name] = result.pop_counts[:, :, p, EVENTS].sum() / (n * T * pop.size)
     rates = firing_rates(result)
     assert list(rates) == ["conv1", "conv2"]  # the example's average pools are folded: no pool populations
     assert rates == pytest.approx(by_hand, rel=1e-12)

@@ -6,22 +6,17 @@ and checks them against trains worked out by hand in the comments.
 import numpy as np
 import pytest
 
+from engines import assert_engine_equals_reference
 from evsim.counters import EVENTS, SIN_EVENTS, SIN_MASS, SIN_VALUE
 from evsim.network import Network, Population, Projection
-from evsim.reference import run_reference
 from evsim.simulate import simulate
 from netgen import random_inputs, random_network
 
 
 def both(network, inputs, T, encoder="analog", **options):
     """The event-driven engine's arrays, checked equal to the reference's, and the result."""
-    result = simulate(network, inputs, timesteps=T, encoder=encoder, record_spikes=True, record_trace=True,
-                      record_counts=True, dtype="float64", **options)
-    arrays = result.as_arrays()
-    reference = run_reference(network, inputs, T, encoder, ann_signs=options.get("ann_signs"))
-    differ = [k for k in reference if not np.array_equal(arrays[k], reference[k])]
-    assert not differ, f"engines differ in {differ[:6]}"
-    return result, arrays
+    result = assert_engine_equals_reference(network, inputs, T, encoder, dtypes=("float64",), **options)[0]
+    return result, result.as_arrays()
 
 
 def scalar(x):
