@@ -259,15 +259,17 @@ def integrate(population, v: np.ndarray, t: int, current: Optional[np.ndarray] =
     return v
 
 
-def coefficient(excess: float, threshold: float, max_coeff: int) -> int:
-    """The largest c >= 1 with c * threshold <= excess (the product in float64), capped at max_coeff > 0; 1 if it is 1.
+def coefficient(excess: float, threshold: float, max_coeff: int, strict: bool = False) -> int:
+    """The largest c >= 1 with c * threshold <= excess (strict: < excess; the product in float64), capped at
+    max_coeff > 0; 1 if it is 1.
 
-    Found by counting up, so no division can round it wrong. `excess >= threshold > 0`.
+    Found by counting up, so no division can round it wrong. `excess >= threshold > 0` (strict: `>`).
     """
     if max_coeff == 1:
         return 1
     c = 1
-    while (max_coeff == 0 or c < max_coeff) and float(c + 1) * threshold <= excess:
+    below = (lambda a, b: a < b) if strict else (lambda a, b: a <= b)
+    while (max_coeff == 0 or c < max_coeff) and below(float(c + 1) * threshold, excess):
         c += 1
     return c
 
@@ -278,13 +280,17 @@ class Fired(NamedTuple):
     events: list            # Event(i, c, tag, c * S_k) in neuron order
 
 
-def fire(v, theta_pos, theta_neg, max_coeff: int, sk: float, tag: int, discharged=None, dtype=np.float64) -> Fired:
-    """The fire rule of one unit per neuron (C-major [N]): compare with S_k theta, emit c, reset by subtraction.
+def fire(v, theta_pos, theta_neg, max_coeff: int, sk: float, tag: int, discharged=None, dtype=np.float64,
+         strict: bool = False, v_reset=None) -> Fired:
+    """The fire rule of one unit per neuron (C-major [N]): compare with S_k theta, emit c, reset.
 
-    If v >= th_p = S_k theta_pos: emit +c and v -= c th_p; else if theta_neg is
-    set and v <= th_n = S_k theta_neg: emit -c and v -= c th_n; c is
-    `coefficient` of the excess. The thresholds are the state's `dtype`
-    (theta S_k is a halving: exact); the reset is rounded once to it.
+    If v >= th_p = S_k theta_pos (strict, version 3's `gt`: v > th_p): emit +c
+    and v -= c th_p; else if theta_neg is set and v <= th_n = S_k theta_neg
+    (strict: <): emit -c and v -= c th_n; c is `coefficient` of the excess.
+    With `v_reset` (version 3's `reset = value`), v becomes v_reset after an
+    event instead, and the discharge grows by what that took, v - v_reset.
+    The thresholds are the state's `dtype` (theta S_k is a halving: exact);
+    the reset is rounded once to it.
     """
     v = np.asarray(v, dtype=np.float64).copy()
     n = v.size
@@ -292,16 +298,21 @@ def fire(v, theta_pos, theta_neg, max_coeff: int, sk: float, tag: int, discharge
     th_pos = np.asarray(theta_pos, dtype=dtype).astype(np.float64) * sk
     th_neg = None if theta_neg is None else np.asarray(theta_neg, dtype=dtype).astype(np.float64) * sk
     events = []
+    rest = None if v_reset is None else np.asarray(v_reset, dtype=dtype).astype(np.float64)
     for j in range(n):
-        if v[j] >= th_pos[j]:
-            c = coefficient(v[j], th_pos[j], max_coeff)
+        if v[j] > th_pos[j] or (v[j] == th_pos[j] and not strict):
+            c = coefficient(v[j], th_pos[j], max_coeff, strict)
             took = c * th_pos[j]
-        elif th_neg is not None and v[j] <= th_neg[j]:
-            c = -coefficient(-v[j], -th_neg[j], max_coeff)
+        elif th_neg is not None and (v[j] < th_neg[j] or (v[j] == th_neg[j] and not strict)):
+            c = -coefficient(-v[j], -th_neg[j], max_coeff, strict)
             took = -c * th_neg[j]
         else:
             continue
-        v[j] = np.float64(dtype(v[j] - took))
+        if rest is not None:
+            took = v[j] - rest[j]
+            v[j] = rest[j]
+        else:
+            v[j] = np.float64(dtype(v[j] - took))
         discharged[j] += took
         events.append(Event(j, c, tag, c * sk))
     return Fired(v, discharged, events)

@@ -79,6 +79,8 @@ class PopulationRecord(NamedTuple):
     bias_neurons: int
     bias_onset: int
     gated: int
+    fire_gt: int
+    reset_value: int
 
 
 def population_record(plan, p) -> PopulationRecord:
@@ -182,8 +184,8 @@ def run_fire(network: Network, name, v, unit=0, sk=1.0, tag=TAG_NONE, discharged
     ev = event_buffers(rng, ebase + n_before + size + 3, dtype)
     ev_before = copies(ev)
     start = ebase + n_before
-    n = neurons.fire(state, dis, soff + unit * size, plan.theta_pos, plan.theta_neg, noff, size, pr.has_neg,
-                     pr.max_coeff, sk, tag, ev, ebase, n_before)
+    n = neurons.fire(state, dis, soff + unit * size, plan.theta_pos, plan.theta_neg, plan.v_reset, noff, size,
+                     pr.has_neg, pr.max_coeff, pr.fire_gt == 1, pr.reset_value == 1, sk, tag, ev, ebase, n_before)
     fired = np.zeros(state.size, dtype=bool)
     fired[soff + unit * size:soff + (unit + 1) * size] = True
     assert np.array_equal(state[~fired], before[~fired]) and np.array_equal(dis[~fired], dis_before[~fired])
@@ -734,20 +736,25 @@ def test_fire_coefficient_is_exact_where_the_division_rounds_wrong(dtype):
     np.testing.assert_array_equal(got_d[0], want.discharged)
 
 
-FIRE_CASES = {  # kind, max_coeff, double threshold
-    "binary": ("if", 1, False),
-    "ternary": ("if", 1, True),
-    "augmented-bounded": ("if", 3, True),
-    "augmented-bounded-2": ("readout", 2, False),
-    "augmented-unbounded": ("if", 0, True),
-    "bif-ternary": ("bif", 1, True),
-    "bif-augmented": ("bif", 0, False),
+FIRE_CASES = {  # kind, max_coeff, double threshold, version-3 rules (of an if population)
+    "binary": ("if", 1, False, {}),
+    "ternary": ("if", 1, True, {}),
+    "augmented-bounded": ("if", 3, True, {}),
+    "augmented-bounded-2": ("readout", 2, False, {}),
+    "augmented-unbounded": ("if", 0, True, {}),
+    "bif-ternary": ("bif", 1, True, {}),
+    "bif-augmented": ("bif", 0, False, {}),
+    "gt-ternary": ("if", 1, True, {"fire_when": "gt"}),
+    "gt-augmented": ("if", 0, True, {"fire_when": "gt"}),
+    "reset-value": ("if", 3, True, {"reset": "value", "v_reset": "per neuron"}),
+    "reset-zero-gt": ("if", 0, True, {"reset": "value", "fire_when": "gt"}),
 }
 
 
 def fire_network(rng, case, shape=(2, 3, 4)):
-    kind, max_coeff, double = FIRE_CASES[case]
+    kind, max_coeff, double, version3 = FIRE_CASES[case]
     extra = {"mode": "spikes"} if kind == "readout" else {}
+    extra.update({k: (dyadic(rng, shape, 2**-4, -0.5, 0.5) if k == "v_reset" else v) for k, v in version3.items()})
     pop = population("h", kind, shape, max_coeff=max_coeff, theta_pos=dyadic(rng, shape, 2**-3, 0.25, 1.5),
                      theta_neg=dyadic(rng, (shape[0],), 2**-3, -1.5, -0.25) if double else None, **extra)
     return Network((population("in", "input", (1,)), dataclasses.replace(pop, order=1)), (), "h"), pop
@@ -768,7 +775,9 @@ def test_fire_random(case, dtype):
         for unit in units:
             tag = {"bif": (TAG_A, TAG_B)[unit]}.get(pop.kind, TAG_NONE)
             got_v, got_d, got_events = run_fire(network, "h", v, unit, sk, tag, discharged, dtype, seed=trial)
-            want = naive.fire(v[unit], theta_pos, theta_neg, pop.max_coeff, sk, tag, discharged[unit], dtype)
+            v_reset = pop.expand("v_reset") if pop.reset == "value" else None
+            want = naive.fire(v[unit], theta_pos, theta_neg, pop.max_coeff, sk, tag, discharged[unit], dtype,
+                              pop.fire_when == "gt", v_reset)
             assert got_events == want.events
             np.testing.assert_array_equal(got_v[unit], want.v)
             np.testing.assert_array_equal(got_d[unit], want.discharged)
