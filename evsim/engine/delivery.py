@@ -18,9 +18,10 @@ import numpy as np
 
 from evsim import kinds
 from evsim.counters import AC_OPS, POOL_OPS, SCALED_OPS, TAG_A, TAG_B
-from evsim.engine.jit import inline_kernel, kernel
-from evsim.engine.plan import (G_CIN, G_COLS, G_COUT, G_GROUPS, G_HIN, G_KH, G_KW, G_PH, G_PW, G_ROWS, G_RUNS, G_SH,
-                               G_SW, G_WIN, G_WOUT, REC_FLOATS, REC_INTS, REC_KIND, REC_RANK)
+from evsim.engine.jit import inline_kernel, kernel, stack_array
+from evsim.engine.plan import (G_CIN, G_COLS, G_COUT, G_GATHER, G_GROUPS, G_HIN, G_HOUT, G_KH, G_KW, G_PH, G_PW, G_ROWS,
+                               G_RUNS, G_SH, G_SW, G_WIN, G_WOUT, GATHER_BLOCK, GATHER_MAX_KH, REC_FLOATS, REC_INTS,
+                               REC_KIND, REC_RANK)
 
 DENSE, CONV2D, AVGPOOL2D, IDENTITY, SPARSE = (kinds.DENSE.code, kinds.CONV2D.code, kinds.AVGPOOL2D.code,
                                               kinds.IDENTITY.code, kinds.SPARSE.code)
@@ -91,11 +92,15 @@ def window_entries(i, ints, g, col_width):
 
     `g` is the offset of the projection's geometry header in `ints`; a row
     entry is `[hits, (out, tap) x kh]`, a column entry `col_width` wide.
+    Two unsigned divisions (no floor corrections, no sign tests): they were
+    a third of a conv event's instructions.
     """
-    cin, win = ints[g + G_CIN], ints[g + G_WIN]
-    rb = ints[g + G_ROWS] + (i // (cin * win)) * (1 + 2 * ints[g + G_KH])
-    cb = ints[g + G_COLS] + ((i // cin) % win) * col_width
-    return i % cin, rb, cb
+    cin, win = np.uint64(ints[g + G_CIN]), np.uint64(ints[g + G_WIN])
+    at = np.uint64(i) // cin
+    y = at // win
+    c, x = np.int64(np.uint64(i) - at * cin), np.int64(at - y * win)
+    rb = ints[g + G_ROWS] + np.int64(y) * (1 + 2 * ints[g + G_KH])
+    return c, rb, ints[g + G_COLS] + x * col_width
 
 
 @inline_kernel
@@ -114,18 +119,115 @@ def push_dense(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
 
 
 @inline_kernel
+def ascending_one_tag(idx, tag, start, stop):
+    """Whether events start..stop have strictly ascending indices and one tag (a population's own events do:
+    `fire` and the encoders emit them neuron by neuron; a max gate's relay need not)."""
+    for e in range(start + 1, stop):
+        if idx[e] <= idx[e - 1] or tag[e] != tag[start]:
+            return False
+    return True
+
+
+@inline_kernel
+def first_at_least(idx, lo, hi, key):
+    """The first event of lo..hi (ascending indices) whose index is >= key, or hi: a binary search."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if idx[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@inline_kernel
+def gather_conv(v, base, floats, wg, ints, g, idx, coef, val, start, stop):
+    """Conv2d (`_gathers` in evsim/engine/plan.py) output by output: each output position's window events
+    summed in registers, GATHER_BLOCK channels at a time, and its potentials written once.
+
+    Events start..stop ascend (`ascending_one_tag`), so the events one
+    kernel row of a window reads are a slice of the buffer: found by binary
+    search once per output row, then slid along it (its ends only move
+    forwards). With the weights `[kh, kw, Cin, Cout]` at `wg`, event i
+    reads weight row `i + shift`: nothing to decode per event. Each output
+    takes its events in ascending order, as `push_conv` adds them, so the
+    sums are the same bit for bit. Returns the (event, output position)
+    pairs, and those of events with |c| > 1.
+    """
+    cin, hin, win, cout = ints[g + G_CIN], ints[g + G_HIN], ints[g + G_WIN], ints[g + G_COUT]
+    hout, wout, kh, kw = ints[g + G_HOUT], ints[g + G_WOUT], ints[g + G_KH], ints[g + G_KW]
+    sh, sw, ph, pw = ints[g + G_SH], ints[g + G_SW], ints[g + G_PH], ints[g + G_PW]
+    lo, hi, end = stack_array(GATHER_MAX_KH, idx), stack_array(GATHER_MAX_KH, idx), stack_array(GATHER_MAX_KH, idx)
+    acc = stack_array(GATHER_BLOCK, v)
+    scaled_events = False
+    for e in range(start, stop):
+        scaled_events |= abs(coef[e]) > 1
+    pairs, scaled = 0, 0
+    for oy in range(hout):
+        for ky in range(kh):  # the slice of the input row each kernel row reads
+            row = (oy * sh - ph + ky) * win
+            if 0 <= row < hin * win:
+                lo[ky] = first_at_least(idx, start, stop, row * cin)
+                end[ky] = first_at_least(idx, lo[ky], stop, (row + win) * cin)
+            else:
+                lo[ky] = end[ky] = stop
+            hi[ky] = lo[ky]
+        for ox in range(wout):
+            x0 = ox * sw - pw
+            for b in range(0, cout, GATHER_BLOCK):
+                out = np.uint64(base + (oy * wout + ox) * cout + b)
+                for j in range(np.uint64(GATHER_BLOCK)):
+                    acc[j] = v[out + j]
+                for ky in range(kh):
+                    row = (oy * sh - ph + ky) * win
+                    if b == 0:  # slide this kernel row's slice to the window
+                        while lo[ky] < end[ky] and idx[lo[ky]] < (row + max(x0, 0)) * cin:
+                            lo[ky] += 1
+                        hi[ky] = max(hi[ky], lo[ky])
+                        while hi[ky] < end[ky] and idx[hi[ky]] < (row + min(x0 + kw, win)) * cin:
+                            hi[ky] += 1
+                        pairs += hi[ky] - lo[ky]
+                        if scaled_events:
+                            for e in range(lo[ky], hi[ky]):
+                                scaled += abs(coef[e]) > 1
+                    shift = (ky * kw - x0 - row) * cin
+                    for e in range(np.uint64(lo[ky]), np.uint64(hi[ky])):
+                        x = v.dtype.type(val[e])
+                        w = np.uint64(wg + (idx[e] + shift) * cout + b)
+                        for j in range(np.uint64(GATHER_BLOCK)):
+                            acc[j] += floats[w + j] * x
+                for j in range(np.uint64(GATHER_BLOCK)):
+                    v[out + j] = acc[j]
+    return pairs, scaled
+
+
+@inline_kernel
 def push_conv(rec, ints, floats, ev, start, stop, v, n_out, route, counts):
     """Conv2d from the kernel (weight sharing).
 
-    In the `runs` layout (groups 1, column dilation dividing the column
-    stride: evsim/engine/plan.py) the kernel columns an input column reaches
-    hit consecutive output columns and lie side by side in the weights, so
-    one event adds, per kernel row it reaches, one contiguous run of
+    A conv that gathers (`_gathers` in evsim/engine/plan.py) takes a
+    population's events output by output (`gather_conv`). Otherwise, event
+    by event: in the `runs` layout (groups 1, column dilation dividing the
+    column stride) the kernel columns an input column reaches hit
+    consecutive output columns and lie side by side in the weights, so one
+    event adds, per kernel row it reaches, one contiguous run of
     `hits x Cout` weights. Otherwise it adds `Cout/groups` weights per tap.
     """
     idx, coef, tag, val = ev
     g, woff = rec[REC_INTS], rec[REC_FLOATS]
     cout = ints[g + G_COUT]
+    if stop == start:
+        return
+    if ints[g + G_GATHER] >= 0 and ascending_one_tag(idx, tag, start, stop):
+        pairs, scaled, targets = 0, 0, 0
+        for unit in target_bases(tag[start], route):
+            if unit >= 0:
+                pairs, scaled = gather_conv(v, unit, floats, woff + ints[g + G_GATHER], ints, g, idx, coef, val,
+                                            start, stop)
+                targets += 1
+        counts[AC_OPS] += (pairs - scaled) * cout * targets
+        counts[SCALED_OPS] += scaled * cout * targets
+        return
     cout_g = cout // ints[g + G_GROUPS]
     cin_g = ints[g + G_CIN] // ints[g + G_GROUPS]
     kh, kw, wout = ints[g + G_KH], ints[g + G_KW], ints[g + G_WOUT]

@@ -15,6 +15,10 @@ compiles everything):
   deep (`run_batch` -> leaves -> nothing). Inlining the leaves too would make
   one function so large that type inference alone costs more (measured).
 
+`stack_array` (an intrinsic) gives a kernel a small fixed-size scratch array
+on its own stack: no allocation to compile or call, and, LLVM knowing it
+aliases nothing, the register block of `gather_conv`'s output-stationary sums.
+
 Numba's disk cache checks only the source file of the function it caches,
 while evsim's kernels call kernels of other files and freeze module-level
 constants of others (kind codes, counter slots): an edit there would leave a
@@ -27,6 +31,10 @@ import os
 from pathlib import Path
 
 import numba
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -92,3 +100,29 @@ def inline_kernel(function):
     """
     return numba.njit(inline="always", **JIT_OPTIONS)(function)
 
+
+
+@intrinsic
+def stack_array(typingctx, size, like):
+    """A 1-d scratch array of `size` (a constant) elements of `like`'s dtype, on the stack of the caller.
+
+    Not an allocation (no NumPy call to compile, nothing to free). LLVM knows
+    it aliases no argument, so a loop that accumulates into it with
+    constant bounds keeps it in vector registers: the register block of an
+    output-stationary kernel (evsim/engine/delivery.py `gather_conv`).
+    """
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    n, dtype = size.literal_value, like.dtype
+    array = types.Array(dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        item = context.get_data_type(dtype)
+        data = cgutils.alloca_once(builder, item, size=n)
+        out = make_array(array)(context, builder)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item))
+        populate_array(out, data=data, shape=[context.get_constant(types.intp, n)], strides=[itemsize],
+                       itemsize=itemsize, meminfo=None)
+        return out._getvalue()
+
+    return array(size, like), codegen

@@ -47,10 +47,14 @@ REC_KIND, REC_SRC, REC_TGT, REC_INTS, REC_FLOATS, REC_RANK = range(6)
 RECORD_FIELDS = 6
 # The geometry header of a windowed projection, at its REC_INTS offset: input and output [C, H, W]
 # (vectors as [N, 1, 1]), kernel, stride, padding, dilation, groups, the absolute offsets in `ints`
-# of its row and column hit tables (evsim.geometry.axis_hits), and whether its columns are runs (`_runs`).
+# of its row and column hit tables (evsim.geometry.axis_hits), whether its columns are runs (`_runs`), and
+# where its weights in gather order start (`_gathers`; relative to REC_FLOATS, -1 when it has none).
 (G_CIN, G_HIN, G_WIN, G_COUT, G_HOUT, G_WOUT, G_KH, G_KW, G_SH, G_SW, G_PH, G_PW, G_DH, G_DW, G_GROUPS,
- G_ROWS, G_COLS, G_RUNS) = range(18)
-GEOMETRY_FIELDS = 18
+ G_ROWS, G_COLS, G_RUNS, G_GATHER) = range(19)
+GEOMETRY_FIELDS = 19
+#: A conv that gathers (`_gathers`) sums GATHER_BLOCK output channels at a time in registers (32 float32: two
+#: 512-bit registers) and keeps one event slice per kernel row, for at most GATHER_MAX_KH rows.
+GATHER_BLOCK, GATHER_MAX_KH = 64, 16
 
 
 class Plan(NamedTuple):
@@ -225,9 +229,11 @@ def _geometry(proj: Projection, src: Population, tgt: Population, int_base: int)
     runs = _runs(proj)
     rows = axis_hits(hin, proj.padding[0], kh, dil[0], proj.stride[0], hout).reshape(-1)
     cols = (_column_runs if runs else axis_hits)(win, proj.padding[1], kw, dil[1], proj.stride[1], wout).reshape(-1)
+    gather = proj.weight.size if _gathers(proj) else -1  # its gather-order weights follow the others (`_taps`)
     header = np.array([cin, hin, win, cout, hout, wout, kh, kw, proj.stride[0], proj.stride[1],
                        proj.padding[0], proj.padding[1], dil[0], dil[1], groups,
-                       int_base + GEOMETRY_FIELDS, int_base + GEOMETRY_FIELDS + rows.size, runs], dtype=np.int64)
+                       int_base + GEOMETRY_FIELDS, int_base + GEOMETRY_FIELDS + rows.size, runs, gather],
+                      dtype=np.int64)
     return np.concatenate([header, rows, cols])
 
 
@@ -237,6 +243,18 @@ def _runs(proj: Projection) -> bool:
     `hits x Cout` targets are contiguous in the channels-last state; `_run_order` lays the weights out to
     match, so one event adds one contiguous run per kernel row it reaches."""
     return proj.spec.weights == "taps" and proj.groups == 1 and proj.stride[1] % proj.dilation[1] == 0
+
+
+def _gathers(proj: Projection) -> bool:
+    """Whether a conv can also be delivered output by output (evsim/engine/delivery.py `gather_conv`): one group,
+    no dilation, output channels in whole register blocks, at most GATHER_MAX_KH kernel rows. Its weights are
+    then also stored `[kh, kw, Cin, Cout]`: the weights of the inputs of one kernel row, left to right and channel
+    by channel, are the rows of one matrix, and an event at internal source index i reaches its row `i + shift`,
+    `shift` fixed by the output position and the kernel row."""
+    if proj.spec.weights != "taps":
+        return False
+    cout, _, kh, _ = np.shape(proj.weight)
+    return proj.groups == 1 and tuple(proj.dilation) == (1, 1) and cout % GATHER_BLOCK == 0 and kh <= GATHER_MAX_KH
 
 
 def _run_order(k: int, dilation: int, stride: int) -> np.ndarray:
@@ -273,15 +291,17 @@ def _rows(proj: Projection, src_chw, tgt_chw) -> np.ndarray:
 
 
 def _taps(proj: Projection, src_chw, tgt_chw) -> np.ndarray:
-    """Conv weights [Cin, kh, kw, Cout/groups], scale folded in; kernel columns in run order (`_runs`)."""
+    """Conv weights [Cin, kh, kw, Cout/groups], scale folded in; kernel columns in run order (`_runs`); then,
+    for a conv that gathers (`_gathers`), the same weights [kh, kw, Cin, Cout]."""
     w = np.asarray(proj.weight, dtype=np.float64)  # [Cout, Cin/g, kh, kw]
     cout, cin_g, kh, kw = w.shape
     cout_g = cout // proj.groups
     # [g, cout_g, cin_g, kh, kw] -> [g, cin_g, kh, kw, cout_g], i.e. [Cin, kh, kw, cout_g]
     w = w.reshape(proj.groups, cout_g, cin_g, kh, kw).transpose(0, 2, 3, 4, 1)
+    gather = [w[0].transpose(1, 2, 0, 3).reshape(-1)] if _gathers(proj) else []
     if _runs(proj):
         w = w[:, :, :, _run_order(kw, proj.dilation[1], proj.stride[1]), :]
-    return np.ascontiguousarray(w * proj.scale).reshape(-1)
+    return np.concatenate([w.reshape(-1), *gather]) * proj.scale
 
 
 def _fixed(proj: Projection, src_chw, tgt_chw) -> np.ndarray:
