@@ -140,7 +140,7 @@ def first_at_least(idx, lo, hi, key):
     return lo
 
 
-@inline_kernel
+@kernel
 def gather_conv(v, base, floats, wg, ints, g, idx, coef, val, start, stop):
     """Conv2d (`_gathers` in evsim/engine/plan.py) output by output: each output position's window events
     summed in registers, GATHER_BLOCK channels at a time, and its potentials written once.

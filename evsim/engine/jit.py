@@ -14,6 +14,9 @@ compiles everything):
   level re-compiles all the code below it: the call tree is kept two levels
   deep (`run_batch` -> leaves -> nothing). Inlining the leaves too would make
   one function so large that type inference alone costs more (measured).
+  One exception: `gather_conv` is a kernel that `push` calls (three levels):
+  inlined into `push` it made `push` compile in 10.7 s instead of 4.6 s;
+  called, in 6.7 s (measured, CPU time, cold cache).
 
 `stack_array` (an intrinsic) gives a kernel a small fixed-size scratch array
 on its own stack: no allocation to compile or call, and, LLVM knowing it
