@@ -2,19 +2,20 @@
 
     python benchmarks/delivery.py                     # every case, 5 interleaved rounds, medians
     python benchmarks/delivery.py --cases conv --rounds 9
-    python benchmarks/delivery.py --cases cnn --rounds 1 --steps 16 --callgrind   # instruction counts
 
 Cases: `dense` (Bernoulli 1000 -> 2000, p = 0.1) and `conv` ([32, 16, 16] -> 3x3 pad 1 -> [64, 16, 16],
-p = 0.1), the networks of benchmarks/networks.py `delivery_network`, each also run silent (all inputs 0):
-net throughput = ac_ops / (wall - silent wall); `cnn`: examples/mnist_cnn.h5 (pools folded: a 10x10 stride 2
-conv and a 4096 -> 10 dense), analog input, ms per sample. One thread, float32, one `Simulator` per case
-(compiled once). Rounds go round-robin over the cases (and their silent runs), so load from other processes
-hits them alike; medians are reported.
+p = 0.1), the networks of benchmarks/networks.py `delivery_network`, each also run `silent` (every pixel
+2^-60: hashed every step like an active one, never spiking) and `zero` (all pixels 0: nothing hashed, the
+fixed cost benchmarks/run_benchmarks.py subtracts): net throughput = AC / (active - silent time), by wall
+time and by this thread's CPU time (`_cpu`: what load from other processes disturbs least); `cnn`:
+examples/mnist_cnn.h5 (pools folded: a 10x10 stride 2 conv and a 4096 -> 10 dense), analog input, ms per
+sample. One thread, float32, one `Simulator` per case (compiled once). Rounds go round-robin over the cases
+(and their silent runs), so load from other processes hits them alike; medians are reported.
 
-`--callgrind`: run under `valgrind --tool=callgrind --instr-atstart=no`; instrumentation is switched on
-(callgrind_control) around the timed runs only, so the instruction counts callgrind reports at exit are
-those of the simulations (one round: silent runs then active runs, printed apart by this script's
-markers is not possible, so run one case at a time and subtract a `--silent-only` run).
+`--callgrind`: run under `valgrind --tool=callgrind --instr-atstart=no` (docs/performance.md gives the command):
+instrumentation is switched on (callgrind_control) around each timed run only, and each run is dumped apart
+(`callgrind_annotate <out>.N` prints its instruction count; the dump's trigger names the case and configuration).
+Valgrind emulates no AVX-512: its counts are those of an AVX2 build, comparable with each other, not with time.
 """
 from __future__ import annotations
 
