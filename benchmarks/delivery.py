@@ -2,6 +2,7 @@
 
     python benchmarks/delivery.py                     # every case, 5 interleaved rounds, medians
     python benchmarks/delivery.py --cases conv --rounds 9
+    python benchmarks/delivery.py --bare                # the delivery kernel alone, on synthetic steps
 
 Cases: `dense` (Bernoulli 1000 -> 2000, p = 0.1) and `conv` ([32, 16, 16] -> 3x3 pad 1 -> [64, 16, 16],
 p = 0.1), the networks of benchmarks/networks.py `delivery_network`, each also run `silent` (every pixel
@@ -64,6 +65,49 @@ def cases(names, samples, steps):
     return out
 
 
+#: Bare-kernel probes (`--bare`): kind, source shape, target shape, conv kernel / stride / padding, activity.
+BARE = {
+    "dense": ("dense", (1000,), (2000,), None, 0.1),           # W.T 8 MB: from L3
+    "dense-l2": ("dense", (100,), (2000,), None, 0.5),         # W.T 800 KB: from L2
+    "conv": ("conv2d", (32, 16, 16), (64, 16, 16), ((3, 3), (1, 1), (1, 1)), 0.1),
+    "cnn-conv2": ("conv2d", (12, 24, 24), (64, 8, 8), ((10, 10), (2, 2), (0, 0)), 0.03),
+}
+
+
+def bare_kernel(name, calls=20, reps=30):
+    """`delivery.push` alone on synthetic steps (ascending random events, as a population emits them): the best
+    of `reps` repetitions of `calls` calls, in G AC/s. No encoder, bookkeeping or readout: the kernel's roofline."""
+    from evsim.engine import delivery
+    from evsim.engine.plan import P_SIZE, P_SOFF, REC_TGT, build_plan, workspace
+    from evsim.network import Network, Population, Projection
+
+    kind, source, target, window, p = BARE[name]
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.05, (target[0], source[0], *(window[0] if window else ()))).astype(np.float32)
+    geometry = dict(stride=window[1], padding=window[2]) if window else {}
+    network = Network((Population("input", "input", source, 0), Population("target", "readout", target, 1)),
+                      (Projection("p", kind, "input", "target", weight=weight, **geometry),), output="target")
+    plan = build_plan(network)
+    work = workspace(plan)
+    rec = plan.proj_rec[0]
+    tgt = plan.pop_rec[rec[REC_TGT]]
+    route = (int(tgt[P_SOFF]), int(tgt[P_SOFF]), int(tgt[P_SOFF]), -1)
+    ev = (work.ev_idx, work.ev_coef, work.ev_tag, work.ev_val)
+    work.ev_coef[:], work.ev_val[:], work.ev_tag[:] = 1, 1, 0
+    steps = [np.flatnonzero(rng.random(int(np.prod(source))) < p) for _ in range(calls)]
+    counts = np.zeros(8, np.int64)
+    best = np.inf
+    for _ in range(reps):
+        counts[:], spent = 0, 0.0
+        for idx in steps:
+            work.ev_idx[:idx.size] = idx
+            started = time.perf_counter()
+            delivery.push(rec, plan.ints, plan.floats, ev, 0, idx.size, work.v, int(tgt[P_SIZE]), route, counts)
+            spent += time.perf_counter() - started
+        best = min(best, spent)
+    return dict(ac_per_call=int(counts.sum()) / calls, gac_per_s=int(counts.sum()) / best / 1e9)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="dense,conv,cnn")
@@ -71,8 +115,12 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--steps", type=int, default=128, help="steps per sample (the CNN runs twice as many)")
     parser.add_argument("--callgrind", action="store_true", help="toggle callgrind instrumentation around the runs")
-    parser.add_argument("--only", choices=("silent", "active"), help="run only this configuration")
+    parser.add_argument("--only", choices=("zero", "silent", "active"), help="run only this configuration")
+    parser.add_argument("--bare", action="store_true", help=f"time the kernel alone instead: {', '.join(BARE)}")
     args = parser.parse_args(argv)
+    if args.bare:
+        print(json.dumps({name: bare_kernel(name) for name in BARE}))
+        return
     todo = cases(args.cases.split(","), args.samples, args.steps)
     walls, cpus, totals = {}, {}, {}
     for sim, configs, _, encoder in todo.values():  # warm-up
