@@ -6,8 +6,9 @@ delivery a contiguous vector add:
 * Populations of shape `[C, H, W]` are stored channels-last (`H, W, C`)
   internally, so the `Cout` targets of one kernel tap are adjacent.
 * Weights are stored source-major: a dense weight as `W.T` (one row per source
-  neuron), a conv weight as `[Cin, kh, kw, Cout/groups]`, a sparse projection
-  as CSR rows in internal source order.
+  neuron), a conv weight as `[Cin, kh, kw, Cout/groups]` (and, for a conv that
+  gathers output by output, also `[kh, kw, Cin, Cout]`: `_gathers`), a sparse
+  projection as CSR rows in internal source order.
 
 A projection is one record, a row of `proj_rec`: its kind code, source and
 target populations, and where its data start in the one integer pool
