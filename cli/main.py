@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import contextlib
+
 import click
 import numba
 
@@ -68,6 +70,9 @@ def simulation_options(command):
                      help=f"Energy profile: one of {', '.join(available_profiles())}, or a .json file "
                           "(docs/metrics.md)."),
         click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."),
+        click.option("--dask", "dask_address", metavar="ADDRESS|local:N",
+                     help="Run on a Dask cluster: the scheduler's tcp://host:port, or local:N for N local worker "
+                          "processes (needs evsim[distributed]; docs/distributed.md)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -83,12 +88,12 @@ def simulation_options(command):
               help="Write the whole result (HDF5) here, streaming finished samples as the run goes.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted --output run, keeping its finished samples.")
 @click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
-              help="Samples per saved chunk with --output.")
+              help="Samples per saved chunk with --output, and per task with --dask.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Draw the run's figures (PNG) into this folder (needs matplotlib; docs/plots.md).")
 @domain_errors
 def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, energy_profile,
-        output, resume, chunk_size, progress, plot_dir):
+        output, resume, chunk_size, progress, dask_address, plot_dir):
     """Simulate FILE and report accuracy at every step and exact event and operation counts."""
     profile = load_profile(energy_profile)
     if plot_dir:
@@ -102,13 +107,9 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     if resume and not output:
         raise click.UsageError("--resume needs --output")
     try:
-        if output:
-            result = run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
-                                 resume=resume, chunk_size=chunk_size, dtype=dtype, threads=threads,
-                                 progress=_show_progress(progress), **dataclasses.asdict(options))
-        else:
-            result = Simulator(network, dtype=dtype, threads=threads).run_options(
-                samples, options, progress=_show_progress(progress))
+        with _cluster(dask_address) as client:
+            result = _simulate(network, samples, options, output=output, resume=resume, chunk_size=chunk_size,
+                               dtype=dtype, threads=threads, progress=_show_progress(progress), client=client)
     except KeyboardInterrupt as interrupt:
         click.echo(f"\n{interrupt}" if str(interrupt) else "\ninterrupted", err=True)
         sys.exit(130)
@@ -158,13 +159,15 @@ def _tolerances(ctx, param, value):
                                                "(default: 8, 16, 32, ... and T).")
 @click.option("--tolerances", default="1,0.1,0", show_default=True, callback=_tolerances,
               help="Accuracy losses (points) of the early-decision latency.")
+@click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
+              help="Samples per task with --dask.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the table as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write one row per run as CSV.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Draw the runs' figures, overlaid (PNG), into this folder (needs matplotlib; docs/plots.md).")
 @domain_errors
-def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, energy_profile, progress, names,
-            steps, tolerances, json_path, csv_path, plot_dir):
+def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, energy_profile, progress, dask_address,
+            names, steps, tolerances, chunk_size, json_path, csv_path, plot_dir):
     """Run several conversions of one ANN on the same samples and show them side by side.
 
     FILES are network files (simulated on the first network file's /samples, or --inputs) or
@@ -180,9 +183,10 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
         require_matplotlib()  # before the runs, not after them
     data, labels = load_inputs(inputs) if inputs else (None, None)
     runs = [load_result(f) if is_result_file(f) else read_network(f) for f in files]
-    results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
-                             timesteps=timesteps, encoder=encoder, seed=seed, threads=threads, dtype=dtype,
-                             progress=_show_progress(progress))
+    with _cluster(dask_address) as client:
+        results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
+                                 timesteps=timesteps, encoder=encoder, seed=seed, threads=threads, dtype=dtype,
+                                 progress=_show_progress(progress), client=client, chunk_size=chunk_size)
     table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
     click.echo(format_comparison(table))
     if json_path:
@@ -200,6 +204,29 @@ def _default_names(files) -> list[str]:
     """File names without extension; the whole path where two names would clash."""
     stems = [Path(f).stem for f in files]
     return stems if len(set(stems)) == len(stems) else [str(f) for f in files]
+
+
+def _cluster(address):
+    """A Dask client for `--dask ADDRESS` (closed on exit), or None without the option."""
+    if address is None:
+        return contextlib.nullcontext()
+    from evsim.distributed import connect
+
+    return connect(address)
+
+
+def _simulate(network, samples, options, *, output, resume, chunk_size, dtype, threads, progress, client):
+    """`evsim run`'s run: streamed to OUTPUT, on a cluster (nothing compiles here: the workers do), or here."""
+    if output:
+        return run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
+                           resume=resume, chunk_size=chunk_size, dtype=dtype, threads=threads, client=client,
+                           progress=progress, **dataclasses.asdict(options))
+    if client is not None:
+        from evsim.distributed import Job, run_all
+
+        return run_all(client, [Job(network, samples)], options, dtype=dtype, threads=threads, chunk_size=chunk_size,
+                       progress=progress)[0]
+    return Simulator(network, dtype=dtype, threads=threads).run_options(samples, options, progress=progress)
 
 
 def _show_progress(progress) -> bool:
