@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import pickle
 import threading
 import time
 import uuid
@@ -169,15 +171,19 @@ def finished_chunks(client, jobs: Sequence[Job], chunks: Sequence[Chunk], option
                 bar.update(len(chunk.rows))
                 yield chunk, part
     finally:
-        client.cancel([future for future, _ in running.values()] + [network for _, network, _ in held])
+        client.cancel([future for future, _ in running.values()])  # the networks are released with `held`
 
 
 def _send(client, job: Job):
-    """The job's network (without its samples: each task carries its own) and a signs function, sent once."""
+    """The job's network (without its samples: each task carries its own) and a signs function, sent once.
+
+    The network's key is its content's hash, so that later runs of the same network find it held, and the
+    workers' simulators of it built.
+    """
     network = job.network.replace(samples=None)
     if network.ann is not None:
         network = network.replace(ann=dataclasses.replace(network.ann, outputs=None))
-    key = f"evsim-network-{uuid.uuid4().hex}"
+    key = f"evsim-network-{hashlib.sha256(pickle.dumps(network)).hexdigest()}"
     signs = job.ann_signs
     if callable(signs):
         signs = client.submit(_hold, signs, key=f"evsim-signs-{uuid.uuid4().hex}")

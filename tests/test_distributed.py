@@ -53,11 +53,13 @@ def simulator(network):
     return Simulator(network, threads=1)
 
 
+RECORD = dict(record_counts=True, record_trace=True)  # spike trains too, but on fewer samples: they are large
+
+
 @pytest.fixture(scope="module")
 def local(simulator):
     """The run in one piece, here: no tasks, no chunks, no merging."""
-    return simulator.run(**OPTIONS, record_counts=True, record_spikes=True, record_trace=True,
-                         **_first(simulator.network))
+    return simulator.run(**OPTIONS, **RECORD, **_first(simulator.network))
 
 
 def _first(network, n=N):
@@ -137,10 +139,31 @@ def hooked(client, hook, *args):
 
 @pytest.mark.parametrize("chunk_size", [4, 64])
 def test_a_run_on_the_cluster_is_the_local_run(client, simulator, local, chunk_size):
-    result = simulator.run(**OPTIONS, record_counts=True, record_spikes=True, record_trace=True, client=client,
-                           chunk_size=chunk_size, **_first(simulator.network))
+    result = simulator.run(**OPTIONS, **RECORD, client=client, chunk_size=chunk_size, **_first(simulator.network))
     assert_same_result(result, local)
     assert result.threads == 2
+
+
+def test_spike_trains_come_back_as_recorded_here(client, simulator):
+    samples = _first(simulator.network, n=6)
+    here = simulator.run(**OPTIONS, record_spikes=True, **samples)
+    there = simulator.run(**OPTIONS, record_spikes=True, client=client, chunk_size=4, **samples)
+    assert any(coef.any() for coef, _ in here.spikes.values())
+    assert_same_result(there, here)
+
+
+def _signs_of(inputs):
+    """Stand-in ANN signs of conv1, one row per input and a function of that input only (so of no batching)."""
+    phase = inputs.reshape(len(inputs), -1).sum(axis=1)[:, None] + 1
+    return {"conv1": np.sign(np.sin(np.arange(12 * 24 * 24)[None] * phase)).reshape(-1, 12, 24, 24)}
+
+
+def test_spikes_of_inactivated_neurons_count_alike_on_the_cluster(client, simulator):
+    inputs = _first(simulator.network)
+    here = simulator.run(**OPTIONS, **inputs, ann_signs=_signs_of)
+    assert here.totals()["sin_events"] > 0
+    for signs in (_signs_of, _signs_of(inputs["inputs"])):  # a function (sent once) or arrays (sliced per chunk)
+        assert_same_result(simulator.run(**OPTIONS, **inputs, ann_signs=signs, client=client, chunk_size=7), here)
 
 
 def test_chunks_finishing_in_reverse_order_merge_in_sample_order(client, network, local):
@@ -160,8 +183,7 @@ def test_a_worker_killed_mid_task_loses_and_doubles_nothing(client, simulator, l
     marker = tmp_path / "killed"
     before = set(client.scheduler_info()["workers"])
     with hooked(client, _kill_on_first_attempt, str(marker)):
-        result = simulator.run(**OPTIONS, record_counts=True, record_spikes=True, record_trace=True, client=client,
-                               chunk_size=6, **_first(simulator.network))
+        result = simulator.run(**OPTIONS, **RECORD, client=client, chunk_size=6, **_first(simulator.network))
     assert marker.exists()
     client.wait_for_workers(2, timeout=60)
     assert set(client.scheduler_info()["workers"]) != before, "no worker died"
