@@ -79,7 +79,8 @@ def main():
               "cores": os.cpu_count(), "rows": rows}
     for row in rows:
         print(f"{row['where']:<38} {row['seconds']:7.2f} s  {args.samples / row['seconds']:6.1f} samples/s  "
-              f"cores obtained {row['cores']:.2f}  load average {row['load']:.1f}")
+              f"cores obtained {row['cores']:.2f}  {args.samples / row['seconds'] / row['cores']:6.1f} samples/CPU-s  "
+              f"load average {row['load']:.1f}")
     print(json.dumps(report))
 
 

@@ -43,7 +43,8 @@ from evsim.simulate import RunOptions, RunSamples, Simulator, check_dtype, check
 
 #: Times a task that raised is run again (a dead worker's task is rerun by the scheduler anyway).
 RETRIES = 2
-#: Tasks kept submitted per worker thread: enough to keep every worker busy, few enough to bound memory.
+#: Tasks kept submitted per worker thread (counted as each task finishes, so workers that join get work):
+#: enough to keep every worker busy, few enough to bound memory.
 TASKS_PER_THREAD = 2
 #: How long a client waits for a scheduler to answer.
 CONNECT_TIMEOUT = "10s"
@@ -117,6 +118,11 @@ def run_all(client, jobs: Sequence[Job], options: RunOptions, *, dtype: str = "f
     """
     started = time.perf_counter()
     chunk_size = chunk_size or DEFAULT_CHUNK
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise SimulationInputError(f"chunk_size must be an integer >= 1, not {chunk_size!r}")
+    for job in jobs:
+        if len(job.samples.inputs) == 0:
+            raise SimulationInputError(f"{job.name}: no samples to run")
     chunks = [Chunk(j, np.arange(start, min(start + chunk_size, len(job.samples.inputs))))
               for j, job in enumerate(jobs) for start in range(0, len(job.samples.inputs), chunk_size)]
     parts = [{} for _ in jobs]
@@ -157,17 +163,23 @@ def finished_chunks(client, jobs: Sequence[Job], chunks: Sequence[Chunk], option
         running[future.key] = future, chunk
         return future
 
-    window = TASKS_PER_THREAD * max(1, sum(client.nthreads().values()))
-    queue = distributed.as_completed([f for f in (submit_next() for _ in range(window)) if f is not None],
-                                     loop=client.loop)
+    def top_up():
+        """Submit chunks until the cluster's threads have TASKS_PER_THREAD each (or none are left)."""
+        window = TASKS_PER_THREAD * max(1, sum(client.nthreads().values()))
+        while len(running) < window:
+            future = submit_next()
+            if future is None:
+                return
+            queue.add(future)
+
+    queue = distributed.as_completed(loop=client.loop)
     try:
+        top_up()
         with tqdm(total=sum(len(c.rows) for c in chunks), unit="sample", disable=not progress, leave=False) as bar:
             for future in queue:
                 future, chunk = running.pop(future.key)
                 part = _result(future, jobs[chunk.job], chunk)
-                following = submit_next()
-                if following is not None:
-                    queue.add(following)
+                top_up()
                 bar.update(len(chunk.rows))
                 yield chunk, part
     finally:
@@ -177,8 +189,8 @@ def finished_chunks(client, jobs: Sequence[Job], chunks: Sequence[Chunk], option
 def _send(client, job: Job):
     """The job's network (without its samples: each task carries its own) and a signs function, sent once.
 
-    The network's key is its content's hash, so that later runs of the same network find it held, and the
-    workers' simulators of it built.
+    The network's key is its content's hash, so that later runs of the same network find the workers'
+    simulators of it built.
     """
     network = job.network.replace(samples=None)
     if network.ann is not None:

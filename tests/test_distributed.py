@@ -144,6 +144,22 @@ def test_a_run_on_the_cluster_is_the_local_run(client, simulator, local, chunk_s
     assert result.threads == 2
 
 
+def _built_simulators():
+    from evsim.distributed import _simulators
+
+    return {key: id(simulator) for key, simulator in _simulators.items()}
+
+
+def test_each_worker_builds_its_simulator_once(client, simulator, local):
+    """The engine is compiled (or loaded from Numba's cache) and the network lowered once per worker process."""
+    run = dict(**OPTIONS, **RECORD, client=client, chunk_size=3, **_first(simulator.network))
+    assert_same_result(simulator.run(**run), local)
+    before = client.run(_built_simulators)
+    assert_same_result(simulator.run(**run), local)  # 10 more tasks
+    after = client.run(_built_simulators)
+    assert before == after and all(before.values())
+
+
 def test_spike_trains_come_back_as_recorded_here(client, simulator):
     samples = _first(simulator.network, n=6)
     here = simulator.run(**OPTIONS, record_spikes=True, **samples)
