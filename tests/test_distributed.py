@@ -6,6 +6,7 @@ finish in reverse order, tasks that wait until the test releases them.
 """
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -206,16 +207,34 @@ def test_a_worker_killed_mid_task_loses_and_doubles_nothing(client, simulator, l
     assert_same_result(result, local)
 
 
-def test_comparison_spreads_conversions_and_chunks(client, network, tmp_path):
+@pytest.fixture(scope="module")
+def variant(network, tmp_path_factory):
+    """Another conversion of the bundled CNN: v(0) = theta/2 in every hidden population."""
     half = tuple(dataclasses.replace(p, v_init=np.array(0.5, np.float32)) if p.kind == "if" else p
                  for p in network.populations)
-    write_network(tmp_path / "half.h5", dataclasses.replace(network, populations=half))
-    runs = [network, read_network(tmp_path / "half.h5")]
+    path = tmp_path_factory.mktemp("distributed") / "half.h5"
+    write_network(path, dataclasses.replace(network, populations=half))
+    return path
+
+
+def test_comparison_spreads_conversions_and_chunks(client, network, variant):
+    runs = [network, read_network(variant)]
     here = run_comparison(runs, n_samples=N, **OPTIONS)
     there = run_comparison(runs, n_samples=N, **OPTIONS, client=client, chunk_size=7)
     assert not np.array_equal(here[0].pop_counts_per_step, here[1].pop_counts_per_step)  # two different runs
     for a, b in zip(here, there):
         assert_same_result(a, b)
+
+
+def test_cli_compare_on_the_cluster_writes_the_local_table(client, variant, tmp_path):
+    args = ["compare", str(EXAMPLE), str(variant), "-T", str(T), "-n", str(N), "--encoder", "bernoulli",
+            "--seed", str(SEED), "--no-progress"]
+    here = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "here.json")])
+    there = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "there.json"), "--chunk-size", "4",
+                                      "--dask", client.scheduler.address])
+    assert here.exit_code == 0 and there.exit_code == 0, there.output
+    assert here.output.replace("here.json", "") == there.output.replace("there.json", "")
+    assert json.loads((tmp_path / "here.json").read_text()) == json.loads((tmp_path / "there.json").read_text())
 
 
 def evsim_run(*args):
