@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import pickle
 import threading
 import time
@@ -97,7 +98,7 @@ def connect(address: str):
         except ValueError:
             raise ClusterError(f"--dask {address}: local:N needs a number of workers N >= 1") from None
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=None) as cluster, \
+                                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
                 distributed.Client(cluster, set_as_default=False) as client:
             yield client
         return

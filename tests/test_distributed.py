@@ -293,3 +293,9 @@ def test_bad_cluster_addresses_are_clear_errors(monkeypatch):
         with pytest.raises(EvsimError, match=message):
             with evsim_distributed.connect(address):
                 pass
+
+
+def test_without_the_extra_dask_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now raises ImportError
+    result = CliRunner().invoke(main, ["run", str(EXAMPLE), "-T", "2", "-n", "2", "--dask", "local:1"])
+    assert result.exit_code == 1 and "pip install 'evsim[distributed]'" in result.output, result.output
