@@ -314,7 +314,13 @@ def convert(model, output, method, calibration, test_data, weights, trust_pickle
     """
     from evsim.weights_io.export import export_model
     from evsim.weights_io.models import load_model
+    from evsim.weights_io.trace import torch_module
 
+    torch = torch_module()
+    # One thread, deterministic kernels: float sums in one fixed order, so the same command writes the same file on
+    # every machine (as examples/train_mnist_cnn.py does for the bundled example)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
     module = load_model(model, weights, trust_pickle)
     calibration_inputs, _ = load_inputs(calibration)
     given = {name: (_option_value(value) if isinstance(value, str) else value) for name, value in options.items()

@@ -176,10 +176,22 @@ class _Importer:
                 if indegree[succ] == 0:
                     ready.append(succ)
         if len(order) < len(nodes):
-            cycle = [n for n in nodes if n not in order]
+            left = [n for n in nodes if n not in order]
+            cycle = [n for n in left if self.reaches(n, n)]
             raise NirError(f"recurrent edge: nodes {', '.join(cycle)} form a cycle; evsim delivers every event in the "
                            "step it is emitted and has no recurrent connections")
         return order
+
+    def reaches(self, start: str, goal: str) -> bool:
+        seen, todo = set(), self.successors(start)
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(self.successors(node))
+        return False
 
     def check_supported(self, name: str) -> None:
         kind = self.type(name)
@@ -371,7 +383,7 @@ class _Importer:
         if not weighted:
             if source.shape != target.shape or not uniform:
                 return None
-            return Projection(name, "identity", scale=scale * gain[0], **ends)
+            return Projection(name, "identity", scale=float(scale * gain[0]), **ends)
         node, kind = self.node(weighted[0]), self.type(weighted[0])
         if kind in ("Affine", "Linear"):
             weight = np.asarray(node.weight, dtype=np.float64) * scale * gain[:, None]
@@ -385,7 +397,7 @@ class _Importer:
             return Projection(name, "conv2d", weight=weight, **geometry, **ends)
         if kind in ("AvgPool2d", "SumPool2d") and uniform:
             area = geometry["kernel"][0] * geometry["kernel"][1] if kind == "SumPool2d" else 1
-            return Projection(name, "avgpool2d", scale=scale * area * gain[0], **geometry, **ends)
+            return Projection(name, "avgpool2d", scale=float(scale * area * gain[0]), **geometry, **ends)
         return None
 
     def matrix(self, path: _Path) -> sp.csr_matrix:
@@ -558,11 +570,11 @@ class _Exporter:
     edges: list = field(default_factory=list)
 
     def graph(self):
-        for pop in self.net.populations:
-            self.check(pop)
         for proj in self.net.projections:
             if proj.spec.gate:
                 raise NirError(f"projection {proj.name!r} is a {proj.kind}: a spiking max-pool has no NIR form")
+        for pop in self.net.populations:
+            self.check(pop)
         carried = self.bias_carriers()
         for pop in self.net.populations:
             self.nodes[pop.name] = self.population(pop)
