@@ -264,15 +264,19 @@ def _is_integer(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
+def _is_real(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def _check_percentile(value) -> float:
-    if not 0 < value <= 100:
-        raise ExportError(f"percentile must be in (0, 100], got {value}")
+    if not _is_real(value) or not 0 < value <= 100:
+        raise ExportError(f"percentile must be a number in (0, 100], got {value!r}")
     return float(value)
 
 
 def _check_v_init_fraction(value) -> float:
-    if not 0 <= value <= 1:
-        raise ExportError(f"v_init_fraction must be in [0, 1], got {value}")
+    if not _is_real(value) or not 0 <= value <= 1:
+        raise ExportError(f"v_init_fraction must be a number in [0, 1], got {value!r}")
     return float(value)
 
 
@@ -301,7 +305,7 @@ def _check_sync_neurons(value) -> bool:
 
 
 def _check_density(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
+    if not _is_real(value) or not 0 <= value <= 1:
         raise ExportError(f"sparse_below must be a fraction of nonzero weights in [0, 1] (0: never sparse), got "
                           f"{value!r}")
     return float(value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -22,14 +23,15 @@ from evsim.weights_io.trace import torch_module
 def load_model(spec: str, weights: Optional[str] = None, trust_pickle: bool = False):
     """The `nn.Module` that `spec` names (see the module docstring), in eval mode."""
     torch = torch_module()
-    if ":" in spec and not Path(spec).exists():
-        model = _from_factory(spec)
-        if weights is not None:
-            _load_weights(model, Path(weights), torch)
-    else:
-        if weights is not None:
-            raise ExportError(f"--weights goes with MODEL as module:factory; {spec} is a file holding a whole model")
-        model = _from_pickle(Path(spec), trust_pickle, torch)
+    with _cwd_importable():
+        if ":" in spec and not Path(spec).exists():
+            model = _from_factory(spec)
+            if weights is not None:
+                _load_weights(model, Path(weights), torch)
+        else:
+            if weights is not None:
+                raise ExportError(f"--weights goes with MODEL as module:factory; {spec} is a file holding a whole model")
+            model = _from_pickle(Path(spec), trust_pickle, torch)
     if not isinstance(model, torch.nn.Module):
         raise ExportError(f"{spec} gives a {type(model).__name__}, not a torch.nn.Module")
     if isinstance(model, torch.jit.ScriptModule):
@@ -38,10 +40,23 @@ def load_model(spec: str, weights: Optional[str] = None, trust_pickle: bool = Fa
     return model.eval()
 
 
+@contextmanager
+def _cwd_importable():
+    """The current directory on sys.path while the model loads (as `python -m` has it): a factory's module, or the
+    classes a pickled module names, may live there."""
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
 def _from_factory(spec: str):
     module_name, _, factory_name = spec.partition(":")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # "the current directory is importable", as for python -m
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or whatever the module raises on import
