@@ -239,8 +239,10 @@ def inspect(file, as_json):
                f"{len(info['projections'])} projections, {info['weights']:,} weights; output {info['output']}")
     click.echo("Populations:")
     for name, p in info["populations"].items():
-        params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff")
+        params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff", "v_reset")
                            if p.get(k) is not None)
+        params += "".join(f", {k}={p[k]}" for k, default in (("reset", "subtract"), ("fire_when", "ge"))
+                          if p.get(k, default) != default)
         extra = p.get("encoding") or f"{p.get('coding')}" + (f" K={p['phase_period']}" if p.get("coding") == PHASE else "")
         click.echo(f"  {p['order']:>2} {name:<14} {p['kind']:<8} {'x'.join(map(str, p['shape'])):<12} {extra:<10} {params}")
     click.echo("Projections:")

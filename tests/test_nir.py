@@ -13,7 +13,7 @@ from evsim.errors import NirError  # noqa: E402
 from evsim.network import Network, Population, Projection  # noqa: E402
 from evsim.simulate import simulate  # noqa: E402
 from evsim.weights_io import read_network, write_network  # noqa: E402
-from evsim.weights_io.nir import from_nir, to_nir  # noqa: E402
+from evsim.weights_io import from_nir, to_nir  # noqa: E402
 
 BUNDLED = "examples/mnist_cnn.h5"
 
@@ -181,6 +181,26 @@ UNSUPPORTED = [
 def test_import_names_the_node_and_type_it_cannot_represent(middle, message):
     with pytest.raises(NirError, match=message):
         from_nir(chain(middle))
+
+
+def test_pools_and_uniform_scales_import_as_their_own_kinds():
+    """SumPool2d is an average pool times kh * kw; a uniform Scale and dt * R multiply a projection's scale."""
+    def graph(pool):
+        nodes = {"in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
+                 "c": nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
+                                 bias=np.zeros(2)),
+                 "h": nir.IF(r=np.ones((2, 4, 4)), v_threshold=np.ones((2, 4, 4))),
+                 "pool": pool, "s": nir.Scale(scale=np.full((2, 2, 2), 0.5)),
+                 "p": nir.IF(r=np.full((2, 2, 2), 2.0), v_threshold=np.ones((2, 2, 2))),
+                 "out": nir.Output(output_type={"output": np.array([2, 2, 2])})}
+        return nir.NIRGraph(nodes=nodes, edges=[("in", "c"), ("c", "h"), ("h", "pool"), ("pool", "s"), ("s", "p"),
+                                                ("p", "out")])
+    window = {"kernel_size": np.array([2, 2]), "stride": np.array([2, 2]), "padding": np.array([0, 0])}
+    for pool, scale in ((nir.SumPool2d(**window), 4.0 * 0.5 * 0.25 * 2.0), (nir.AvgPool2d(**window), 0.5 * 0.25 * 2.0)):
+        net = from_nir(graph(pool), dt=0.25)
+        proj = next(q for q in net.projections if q.target == "p")
+        assert (proj.kind, proj.kernel, proj.stride, proj.scale) == ("avgpool2d", (2, 2), (2, 2), scale)
+        assert np.array_equal(net.projections[0].weight, np.full((2, 1, 1, 1), 0.25))  # dt * R folded into the conv
 
 
 def test_import_refuses_a_recurrent_edge():

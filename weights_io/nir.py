@@ -90,7 +90,14 @@ def from_nir(graph_or_path, path=None, *, dt: float = 1.0) -> Network:
         graph = graph_or_path
     if not dt > 0:
         raise NirError(f"dt must be > 0, not {dt}")
-    network = _Importer(graph, float(dt)).network()
+    if not isinstance(graph, nir.NIRGraph):
+        raise NirError(f"from_nir reads a nir.NIRGraph or a .nir file, not a {type(graph).__name__}")
+    try:
+        network = _Importer(graph, float(dt)).network()
+    except NirError:
+        raise
+    except Exception as exc:  # a node whose fields are not what nir's constructors make
+        raise NirError(f"the graph cannot be read ({type(exc).__name__}: {exc})") from exc
     if path is not None:
         from evsim.weights_io.hdf5 import write_network
         write_network(path, network)
