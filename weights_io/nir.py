@@ -41,6 +41,7 @@ from evsim.errors import NirError
 from evsim.geometry import conv_output_hw
 from evsim.kinds import GT, POTENTIAL, SUBTRACT, TO_VALUE
 from evsim.network import Network, Population, Projection
+from evsim.weights_io.hdf5 import read_network, write_network
 
 #: What an evsim-made graph records in a node's metadata (under this key) to restore evsim's rules on import.
 EVSIM_KEY = "evsim"
@@ -99,7 +100,6 @@ def from_nir(graph_or_path, path=None, *, dt: float = 1.0) -> Network:
     except Exception as exc:  # a node whose fields are not what nir's constructors make
         raise NirError(f"the graph cannot be read ({type(exc).__name__}: {exc})") from exc
     if path is not None:
-        from evsim.weights_io.hdf5 import write_network
         write_network(path, network)
     return network
 
@@ -129,8 +129,7 @@ class _Importer:
             raise NirError(f"a graph evsim imports has exactly one Input node; found {len(inputs)} ({', '.join(inputs)})")
         for name in order:
             self.shapes[name] = self.output_shape(name)
-        pops = [self.population(name, i) for i, name in enumerate(n for n in order if self.stateful(n))]
-        by_node = {node: pop for node, pop in zip((n for n in order if self.stateful(n)), pops)}
+        by_node = {node: self.population(node, i) for i, node in enumerate(n for n in order if self.stateful(n))}
         projections, biases = [], {}
         for node, pop in by_node.items():
             if pop.kind == "input":
@@ -558,10 +557,7 @@ def to_nir(network_or_path: Union[Network, str, Path], path=None, *, reset_to_ze
     which `from_nir` restores.
     """
     nir = _nir()
-    network = network_or_path
-    if not isinstance(network, Network):
-        from evsim.weights_io.hdf5 import read_network
-        network = read_network(network_or_path)
+    network = network_or_path if isinstance(network_or_path, Network) else read_network(network_or_path)
     graph = _Exporter(network, reset_to_zero, nir).graph()
     if path is not None:
         nir.write(path, graph)
