@@ -215,6 +215,20 @@ def test_import_refuses_an_output_fed_by_a_linear_node():
         from_nir(chain({}))
 
 
+def test_import_refuses_graphs_that_do_not_fit():
+    wrong = chain({"n": nir.IF(r=ONES, v_threshold=ONES)})
+    wrong.nodes["fc"] = nir.Linear(weight=np.ones((3, 5)))
+    with pytest.raises(NirError, match=r"node 'fc' \(Linear\) has weight of shape \[3, 5\]; it must be \[out, in\] with in = 3"):
+        from_nir(wrong)
+    with pytest.raises(NirError, match=r"node 'n' \(IF\) has v_threshold <= 0 \(found 0.0\)"):
+        from_nir(chain({"n": nir.IF(r=ONES, v_threshold=np.array([1.0, 0.0, 1.0]))}))
+    with pytest.raises(NirError, match=r"edge \('fc', 'ghost'\) names 'ghost', which is not a node of the graph"):
+        from_nir(chain({"n": nir.IF(r=ONES, v_threshold=ONES)}, edges=[("in", "fc"), ("fc", "ghost"), ("fc", "n"),
+                                                                      ("n", "out")]))
+    with pytest.raises(NirError, match=r"reads a nir.NIRGraph or a .nir file, not a dict"):
+        from_nir({"nodes": {}})
+
+
 def test_import_of_a_missing_or_broken_file_is_one_clear_error(tmp_path):
     with pytest.raises(NirError, match="no such file"):
         from_nir(tmp_path / "absent.nir")
@@ -227,9 +241,10 @@ def test_import_of_a_missing_or_broken_file_is_one_clear_error(tmp_path):
 
 
 def sinabs_style_graph(rng) -> "nir.NIRGraph":
-    """What Sinabs' to_nir writes for a small CNN (its IAF as NIR IF, SumPool2d, Conv2d and Affine with biases,
-    Flatten over the channel axis on), with a skip connection: if1's spikes reach the output twice, directly and
-    through the pool. Per-neuron resistances and a nonzero v_reset on some populations."""
+    """A small CNN in the conventions of Sinabs' to_nir (sinabs/nir.py): its IAF layers as IF with r = 1 and a
+    per-neuron v_threshold, Conv2d and Affine with biases, SumPool2d between convolutions, Flatten; with a skip
+    connection (node 1's spikes reach the output twice, directly and through the pool), and, beyond what Sinabs
+    writes, per-neuron resistances and nonzero v_reset to exercise those rules."""
     nodes = {
         "input": nir.Input(input_type={"input": np.array([1, 6, 6])}),
         "0": nir.Conv2d(input_shape=(6, 6), weight=dyadic(rng, (2, 1, 3, 3), 2**-3), stride=1, padding=1, dilation=1,
