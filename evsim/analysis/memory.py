@@ -282,7 +282,8 @@ def price_run(result, profile, *, until: Optional[int] = None, ann_macs: Optiona
     activations. None when the profile has no memory section. The quantised
     ANN has `quantised_bits(until)`-bit activations, the ANN the profile's
     placed activation width; both read the profile's weight width.
-    Also: the SNN's firing rate (own events per neuron and step) and the rate
+    Also: the SNN's firing rate (its events per threshold comparison: per
+    firing neuron and step; a potential readout does not count) and the rate
     at which its energy would equal the quantised ANN's (`break_even_rate`).
     """
     memory = profile.memory
@@ -300,8 +301,8 @@ def price_run(result, profile, *, until: Optional[int] = None, ann_macs: Optiona
     out = {"dataflow": memory.dataflow, "timesteps": t, "snn": snn, "ann": None, "quantised_ann": None,
            "snn_over_ann": None, "snn_over_quantised_ann": None}
     own = structure.emits("own")
-    neurons = sum(size for size, emits in zip(structure.population_sizes, own) if emits)
-    out["firing_rate"] = float(pops[own, EVENTS].sum()) / n / (neurons * t) if neurons else None
+    comparisons = pops[own, NEURON_UPDATES].sum()  # neurons that can fire, times steps
+    out["firing_rate"] = float(pops[own, EVENTS].sum() / comparisons) if comparisons else None
     macs = result.ann_macs if ann_macs is None else ann_macs
     if not macs:
         return out
