@@ -2,11 +2,13 @@
 2-layer network priced by hand from a profile; the profile's memory section and its errors."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from evsim.analysis.energy import EnergyProfileError, load_profile
+from evsim.errors import EvsimError
 from evsim.analysis.memory import (EVENT_DRIVEN, OUTPUT_STATIONARY, SNN_ACCESSES, Structure, price_run,
                                    quantised_bits, snn_accesses)
 from evsim.network import AnnInfo, Network, Population, Projection
@@ -209,5 +211,28 @@ def test_result_without_structure_is_refused(hand_run):
     import dataclasses
 
     result, profile = hand_run
-    with pytest.raises(ValueError, match="no network structure"):
+    with pytest.raises(EvsimError, match="no network structure"):
         price_run(dataclasses.replace(result, population_units=[]), profile)
+
+
+def test_cli_reports_memory_energy(tmp_path):
+    """`evsim run` and `evsim compare` with a memory profile: accesses x prices, the breakdown, the ANN columns."""
+    from click.testing import CliRunner
+
+    from evsim.cli.main import main
+
+    bundled = str(Path(__file__).parent.parent / "examples" / "mnist_cnn.h5")
+    run = CliRunner().invoke(main, ["run", bundled, "-T", "4", "-n", "2", "--energy", "neuromorphic-sram"])
+    assert run.exit_code == 0, run.output
+    assert "with memory accesses (event-driven dataflow" in run.output
+    assert "weight_reads" in run.output and "quantised ANN, 3-bit activations" in run.output
+    out = tmp_path / "table.json"
+    compared = CliRunner().invoke(main, ["compare", bundled, bundled, "-T", "4", "-n", "2", "--names", "a,b",
+                                         "--energy", "cmos45-sram", "--json", str(out)])
+    assert compared.exit_code == 0, compared.output
+    table = json.loads(out.read_text())
+    assert [b["name"] for b in table["baselines"]] == ["ANN", "ANN 3-bit"]
+    header = next(line for line in compared.output.splitlines() if line.startswith("run "))
+    assert header.split()[-3:] == ["ANN", "ANN", "3-bit"]  # the baselines: two more columns
+    assert table["runs"][0]["memory"]["breakdown_pj"]["total"] == pytest.approx(
+        table["runs"][1]["memory"]["breakdown_pj"]["total"])

@@ -45,6 +45,7 @@ from typing import Optional
 import numpy as np
 
 from evsim.counters import AC_OPS, BIAS_OPS, EVENTS, INPUT_MACS, NEURON_UPDATES, POOL_OPS, SCALED_OPS
+from evsim.errors import EvsimError
 from evsim.kinds import POPULATION_KINDS
 
 #: What lives in memory, in report order.
@@ -175,7 +176,7 @@ class Structure:
     @classmethod
     def of(cls, result) -> "Structure":
         if not result.population_units or len(result.projection_sources) != len(result.projections):
-            raise ValueError("this result has no network structure (saved by an older evsim): run it again "
+            raise EvsimError("this result has no network structure (saved by an older evsim): run it again "
                              "to price its memory accesses")
         return cls(result.population_kinds, result.population_sizes, result.population_units,
                    result.population_biased, result.projection_kinds, result.projection_sources)
