@@ -40,6 +40,7 @@ from train_mnist_cnn import N_SAMPLES, MnistCnn, load_data  # noqa: E402
 
 from evsim.analysis.compare import run_comparison  # noqa: E402
 from evsim.analysis.energy import load_profile  # noqa: E402
+from evsim.analysis.metrics import early_decision_latency  # noqa: E402
 from evsim.analysis.memory import BREAKDOWN, price_run, quantised_bits  # noqa: E402
 from evsim.analysis.plots import save_png  # noqa: E402
 from evsim.weights_io import read_network  # noqa: E402
@@ -101,17 +102,20 @@ def nonzero_macs(model, x) -> float:
     return sum(counted) / len(x)
 
 
-def latency(result) -> int:
-    rows = result.latency((0.01,))
-    return rows[0]["t"] if rows and rows[0]["t"] is not None else result.timesteps
+def latency(result, reference: float) -> int:
+    """Within 1 point of the ANN's accuracy on these samples (the bundled file's outputs: the ANN is the same), kept
+    to T; T if never."""
+    t = early_decision_latency(result.accuracy(), reference, 0.01)
+    return result.timesteps if t is None else t
 
 
 def at_latency(results, names, profiles, zero_skip_macs) -> list[dict]:
     """Per conversion and memory profile: operations-only and with-memory energy at its latency, and the baselines."""
     rows = []
     ops = load_profile(OPERATIONS_ONLY)
+    reference = results[0].reference_accuracy()
     for result, name in zip(results, names):
-        t = latency(result)
+        t = latency(result, reference)
         spent = result.spent_until(t)
         for profile in profiles:
             priced = price_run(result, profile, until=t)
@@ -187,20 +191,33 @@ def spikingjelly_net(network):
     return net.eval()
 
 
-def spikingjelly_lemaire(network, inputs, timesteps: int) -> dict:
-    """SpikingJelly 2.0's Lemaire report per sample (counts in words of 4 bytes, energy in pJ)."""
+def spikingjelly_lemaire(network, inputs, timesteps: int, batch: int = 1) -> dict:
+    """SpikingJelly 2.0's Lemaire report, mean per sample (counts in words of 4 bytes, energy in pJ).
+
+    `batch` samples per call: its buffer capacities, and so its prices per
+    byte, are computed from tensor sizes that include the batch dimension
+    (analytical_energy.py: `potential_capacity = output_bytes // T`), so one
+    sample per call is the per-inference figure.
+    """
     from spikingjelly.activation_based import functional
     from spikingjelly.activation_based.op_counter import estimate_lemaire_energy
 
     net = spikingjelly_net(network)
     x = torch.from_numpy(np.asarray(inputs, np.float32))
-    report = estimate_lemaire_energy(net, x.unsqueeze(0).repeat(timesteps, 1, 1, 1, 1))
-    functional.reset_net(net)
+    counts, energy, total = {}, {}, 0.0
+    for start in range(0, len(x), batch):
+        chunk = x[start:start + batch]
+        report = estimate_lemaire_energy(net, chunk.unsqueeze(0).repeat(timesteps, 1, 1, 1, 1))
+        functional.reset_net(net)
+        for key, value in report.counts.items():
+            counts[key] = counts.get(key, 0) + value
+        for key, value in report.breakdown_pj.items():
+            energy[key] = energy.get(key, 0.0) + value
+        total += report.total_pj
     n = len(inputs)
-    counts = {k: v / n / (4 if k.endswith("_bytes") else 1) for k, v in report.counts.items()}
-    return {"counts": counts, "breakdown_pj": {k: v / n for k, v in report.breakdown_pj.items()},
-            "total_pj": report.total_pj / n, "buffers_bytes": report.buffer_sizes_bytes,
-            "model": report.model_info.model_id}
+    return {"counts": {k: v / n / (4 if k.endswith("_bytes") else 1) for k, v in counts.items()},
+            "breakdown_pj": {k: v / n for k, v in energy.items()}, "total_pj": total / n, "batch": batch,
+            "buffers_bytes": report.buffer_sizes_bytes, "model": report.model_info.model_id}
 
 
 def lemaire_profile(sj: dict, path: Path):
@@ -267,6 +284,7 @@ def lemaire_formulas(network, result) -> dict:
 
 def lemaire_comparison(network, inputs, labels, timesteps, threads, out: Path) -> dict:
     sj = spikingjelly_lemaire(network, inputs, timesteps)
+    batched = spikingjelly_lemaire(network, inputs, timesteps, batch=len(inputs))
     result = run_comparison([network], inputs, labels, timesteps=timesteps, threads=threads)[0]
     profile = lemaire_profile(sj, out / "lemaire_prices.json")
     priced = price_run(result, profile)
@@ -274,6 +292,8 @@ def lemaire_comparison(network, inputs, labels, timesteps, threads, out: Path) -
     return {"spikingjelly": sj, "evsim": {"per_sample": per, "accesses": priced["snn"]["accesses"],
                                           "breakdown_pj": priced["snn"]["breakdown_pj"]},
             "lemaire_formulas_on_evsim_events": lemaire_formulas(network, result),
+            "spikingjelly_whole_batch": {"batch": len(inputs), "total_pj": batched["total_pj"],
+                                         "breakdown_pj": batched["breakdown_pj"]},
             "n_samples": len(inputs), "timesteps": timesteps}
 
 
@@ -351,7 +371,7 @@ def write_readme(out: Path, data: dict) -> None:
              f"{'quick mode' if settings['quick'] else 'full run'}). Every number below is computed by the script "
              "from evsim's exact counts and the profiles in `evsim/analysis/energy_profiles/`; "
              "`results.json` holds them all, with the accesses, so the arithmetic can be redone "
-             "(docs/energy.md gives the formulas).", "",
+             "(docs/energy.md gives the formulas).", ""] + _summary(data) + [
              "## At each conversion's latency (within 1 point of the ANN; T if never)", ""]
     for profile in MEMORY_PROFILES:
         chosen = [r for r in rows if r["profile"] == profile]
@@ -391,6 +411,37 @@ def write_readme(out: Path, data: dict) -> None:
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 
+def _summary(data: dict) -> list[str]:
+    """The findings, each number computed from the tables below."""
+    lines = ["## Findings", ""]
+    ops, last = OPERATIONS_ONLY, data["settings"]["timesteps"]
+    for profile in MEMORY_PROFILES:
+        rows = [r for r in data["at_latency"] if r["profile"] == profile]
+        cheaper = [r["conversion"] for r in rows if r["ops_only_pj"][ops] < r["ann_ops_only_pj"][ops]]
+        ratios = [r["snn"]["total"] / r["quantised_ann"]["total"] for r in rows]
+        moved = [(r["snn"]["weights"] + r["snn"]["potentials"]) / r["snn"]["total"] for r in rows]
+        lines.append(f"- `{profile}`, at each conversion's latency: by operations only ({ops}), "
+                     f"{len(cheaper)} of {len(rows)} conversions spend less than the ANN; with memory, they cost "
+                     f"{min(ratios):.2f} to {max(ratios):.2f} times the quantised ANN of equal capacity, "
+                     f"{100 * min(moved):.0f}-{100 * max(moved):.0f}% of it in weight reads and potential "
+                     "read-modify-writes (one of each per synaptic op).")
+        small = [r for r in data["break_even"][profile] if r["t"] in YAN_STEPS and r["break_even_rate"] is not None]
+        if small:
+            best = max(small, key=lambda r: r["break_even_rate"])
+            wins = [r for r in small if r["firing_rate"] < r["break_even_rate"]]
+            lines.append(f"  At T = {YAN_STEPS[0]}..{YAN_STEPS[-1]} the break-even firing rate is at most "
+                         f"{_rate(best['break_even_rate'])} ({best['conversion']}, T = {best['t']}; Yan et al.: ~6%); "
+                         f"{len(wins)} of {len(small)} (conversion, T) pairs fire below it"
+                         + (": " + ", ".join(f"{r['conversion']} at T = {r['t']} (accuracy {100 * r['accuracy']:.1f}%)"
+                                             for r in wins) if wins else "")
+                         + f". At T = {last} ({quantised_bits(last)}-bit ANN) no conversion's break-even rate is above "
+                         f"{_rate(max(r['break_even_rate'] or 0 for r in data['break_even'][profile] if r['t'] == last))}.")
+    lines += ["- Folding an average pool into the next convolution (the exporter's default, exact and faster to "
+              "simulate) multiplies that convolution's synapses by the window area; with pools as spiking "
+              "populations the same conversion moves fewer weights and potentials (rows `pool populations`).", ""]
+    return lines
+
+
 def _lemaire_lines(lemaire: dict) -> list[str]:
     sj, ev, redone = lemaire["spikingjelly"], lemaire["evsim"], lemaire["lemaire_formulas_on_evsim_events"]
     c, per, acc = sj["counts"], ev["per_sample"], ev["accesses"]
@@ -423,7 +474,11 @@ def _lemaire_lines(lemaire: dict) -> list[str]:
               f"| energy: operations (uJ) | {_uj(e['compute'])} | {_uj(b['ops_pj'])} (+ addressing "
               f"{_uj(b['addressing_pj'])}) | | |",
               f"| energy: total (uJ) | **{_uj(e['total'])}** | **{_uj(sj['total_pj'])}** | | "
-              f"{e['total'] / sj['total_pj']:.3f} |", ""]
+              f"{e['total'] / sj['total_pj']:.3f} |", "",
+              "SpikingJelly was called one image at a time: its buffer capacities, hence its price per byte, are "
+              "computed from tensor sizes that include the batch dimension, so the same images in one batch of "
+              f"{lemaire['spikingjelly_whole_batch']['batch']} cost "
+              f"{_uj(lemaire['spikingjelly_whole_batch']['total_pj'])} uJ per image instead.", ""]
     return lines
 
 
