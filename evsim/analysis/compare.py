@@ -222,6 +222,9 @@ def _with_baselines(rows: list, table: dict) -> list:
         rows.append((label, [_number(_micro(m.get("breakdown_pj", {}).get(key)), "{:,.3f}") for m in memory]
                      + [_number(_micro(b["breakdown_pj"][key]), "{:,.3f}") for b in baselines]))
     rows.append(("activation bits", ["-"] * len(runs) + [str(b["activation_bits"]) for b in baselines]))
+    accesses = list(dict.fromkeys(a for m in memory + baselines for a in m.get("accesses", {})))
+    rows += [(f"{access} / sample", [_number(m.get("accesses", {}).get(access)) for m in memory + baselines])
+             for access in accesses]
     for key, label in (("snn_over_ann", "SNN / ANN (with memory)"),
                        ("snn_over_quantised_ann", "SNN / quantised ANN (with memory)")):
         rows.append((label, [_number(m.get(key), "{:.3f}") for m in memory] + blank))
