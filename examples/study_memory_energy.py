@@ -308,8 +308,8 @@ def plot_breakdowns(rows, out: Path) -> list[Path]:
         chosen = [r for r in rows if r["profile"] == profile]
         bars = [(f"{r['conversion']}\n(t={r['t']})", r["snn"]) for r in chosen]
         bars += [("ANN (8-bit)", chosen[0]["ann"]), ("ANN, zero-skip", chosen[0]["ann_zero_skip"])]
-        bars += [(f"quantised ANN\n{r['quantised_bits']}-bit ({r['conversion'].split(' ')[0]})", r["quantised_ann"])
-                 for r in chosen]
+        bars += [(f"quantised ANN {r['quantised_bits']}-bit\n(t={t})", q) for t, (r, q) in
+                 sorted({r["t"]: (r, r["quantised_ann"]) for r in chosen}.items())]
         fig, ax = plt.subplots(figsize=(11, 4.8))
         bottom = np.zeros(len(bars))
         for key in BREAKDOWN:
@@ -346,6 +346,7 @@ def plot_over_t(curves, profile: str, out: Path) -> list[Path]:
     left.set_yscale("log")
     left.set_ylabel("energy per sample to step t (uJ)")
     right.set_ylabel("events per neuron and step")
+    right.set_yscale("symlog", linthresh=1e-3)
     left.legend(fontsize=7)
     right.legend(fontsize=6)
     fig.suptitle(f"SNN with memory against the quantised ANN of equal capacity, profile {profile}")
