@@ -44,7 +44,8 @@ from typing import Optional
 
 import numpy as np
 
-from evsim.counters import AC_OPS, BIAS_OPS, EVENTS, INPUT_MACS, NEURON_UPDATES, POOL_OPS, SCALED_OPS
+from evsim.counters import (AC_OPS, BIAS_OPS, EVENTS, INPUT_MACS, NEURON_UPDATES, POOL_OPS, POPULATION_COUNTERS,
+                            PROJECTION_COUNTERS, SCALED_OPS)
 from evsim.errors import EvsimError
 from evsim.kinds import POPULATION_KINDS
 
@@ -267,8 +268,6 @@ def priced(accesses: dict, prices: dict, compute_pj) -> dict:
 
 def layer_compute_pj(per_operation: dict, pops: np.ndarray, projs: np.ndarray) -> np.ndarray:
     """The operations-only energy of each layer [..., P + Q] (the categories of `EnergyProfile.per_operation`)."""
-    from evsim.counters import POPULATION_COUNTERS, PROJECTION_COUNTERS
-
     pop_pj = sum(pops[..., POPULATION_COUNTERS.index(c)] * per_operation[c] for c in ("bias_ops", "neuron_updates"))
     proj_pj = sum(projs[..., PROJECTION_COUNTERS.index(c)] * per_operation[c]
                   for c in ("ac_ops", "scaled_ops", "pool_ops", "input_macs"))
