@@ -31,7 +31,9 @@ def independent_accesses(network, result, inputs, encoder, dataflow):
         if pop.kind != "relay":  # a relay forwards its source's spikes: nothing new is written
             out["spike_writes"][:, :, p] = fired
         if pop.spec.membrane:
-            bias = np.count_nonzero(pop.expand("bias")) * pop.units
+            receiving = 1 if pop.kind == "bif" and pop.drive == "gated" else pop.units  # gated: the integrating unit
+            bias = np.zeros(T, np.int64)
+            bias[pop.bias_onset:] = np.count_nonzero(pop.expand("bias")) * receiving
             out["bias_reads"][:, :, p] = bias
             if dataflow == EVENT_DRIVEN:  # a read-modify-write per bias add and per threshold comparison
                 rmw = bias + (pop.size if pop.fires else 0)
@@ -51,7 +53,8 @@ def independent_accesses(network, result, inputs, encoder, dataflow):
         reached = np.zeros((n, T), np.int64)
         for (pop, tag), (coef, _) in result.spikes.items():
             if pop == src.name:
-                units = 2 if tgt.kind == "bif" and tag == "out" and proj.kind != "maxpool2d" else 1
+                split = tgt.kind == "bif" and tgt.drive != "gated"  # an untagged event reaches both units only when split
+                units = 2 if split and tag == "out" and proj.kind != "maxpool2d" else 1
                 reached += ((coef.reshape(n, T, -1) != 0) * f).sum(-1) * units
         if not proj.spec.pool:
             out["weight_reads"][:, :, column] = reached
@@ -63,23 +66,24 @@ def independent_accesses(network, result, inputs, encoder, dataflow):
     return out
 
 
-@pytest.mark.parametrize("dataflow", [EVENT_DRIVEN, OUTPUT_STATIONARY])
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("coding,bif,encoder", [("rate", False, "analog"), ("rate", False, "bernoulli"),
                                                  ("mixed", True, "phase"), ("phase", True, "analog")])
-def test_derived_accesses_match_spike_trains(seed, coding, bif, encoder, dataflow):
-    network = random_network(200 + seed, coding=coding, bif=bif)
+@pytest.mark.parametrize("version", [1, 3], ids=["v1", "v3"])  # v3 draws the version-2 rules (drive, onsets) too
+def test_derived_accesses_match_spike_trains(seed, coding, bif, encoder, version):
+    network = random_network(200 + seed, coding=coding, bif=bif, version3=version == 3)
     inputs = random_inputs(seed, network, 2, encoder)
     result = simulate(network, inputs, timesteps=T, encoder=encoder, seed=seed, record_spikes=True, record_counts=True)
-    derived = snn_accesses(Structure.of(result), dataflow, result.pop_counts, result.proj_counts, steps=1)
-    expected = independent_accesses(network, result, inputs, encoder, dataflow)
-    for access in SNN_ACCESSES:
-        np.testing.assert_array_equal(derived[access], expected[access], err_msg=access)
-    # the per-sample totals a report prices are the same numbers summed
-    totals = snn_accesses(Structure.of(result), dataflow, result.pop_counts_per_step.sum(0),
-                          result.proj_counts_per_step.sum(0), steps=len(inputs) * T)
-    for access in SNN_ACCESSES:
-        assert totals[access].sum() == expected[access].sum()
+    for dataflow in (EVENT_DRIVEN, OUTPUT_STATIONARY):
+        derived = snn_accesses(Structure.of(result), dataflow, result.pop_counts, result.proj_counts, steps=1)
+        expected = independent_accesses(network, result, inputs, encoder, dataflow)
+        for access in SNN_ACCESSES:
+            np.testing.assert_array_equal(derived[access], expected[access], err_msg=f"{dataflow} {access}")
+        # the per-sample totals a report prices are the same numbers summed
+        totals = snn_accesses(Structure.of(result), dataflow, result.pop_counts_per_step.sum(0),
+                              result.proj_counts_per_step.sum(0), steps=len(inputs) * T)
+        for access in SNN_ACCESSES:
+            assert totals[access].sum() == expected[access].sum()
 
 
 # ----------------------------------------------------------------------------- a network worked by hand
