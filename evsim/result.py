@@ -9,6 +9,7 @@ import numpy as np
 from evsim.counters import AC_OPS, EVENTS, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS, SCALED_OPS
 from evsim.kinds import emitting
 from evsim.analysis.energy import EnergyProfile
+from evsim.analysis.memory import price_run
 from evsim.analysis.metrics import DEFAULT_TOLERANCES, accuracy_curve, decision_times, early_decision_latency
 
 
@@ -42,6 +43,10 @@ class SimulationResult:
     population_kinds: list[str] = field(default_factory=list)
     projection_kinds: list[str] = field(default_factory=list)
     population_sizes: list[int] = field(default_factory=list)  # neurons per population (empty in older result files)
+    # The structure the memory-access model derives its counts from (evsim.analysis.memory; empty in older files):
+    population_units: list[int] = field(default_factory=list)   # state units per neuron (a bif pair is two)
+    population_biased: list[int] = field(default_factory=list)  # neurons with a nonzero bias
+    projection_sources: list[int] = field(default_factory=list)  # index of each projection's source population
     ann_macs: Optional[int] = None
     ann_accuracy: Optional[float] = None
     wall_time: float = 0.0                # seconds simulating (compilation excluded)
@@ -110,11 +115,13 @@ class SimulationResult:
         return {name: value / self.n_samples for name, value in self._totals(pops, projs, values).items()}
 
     def energy(self, profile: EnergyProfile) -> dict:
-        """Energy per sample (pJ) by category and in total, the ANN's, and their ratio."""
+        """Energy per sample (pJ) by category and in total, the ANN's, and their ratio (operations only);
+        with a profile's memory section also `memory`: accesses, prices and the breakdown of the SNN, the ANN
+        and the quantised ANN of equal capacity (`evsim.analysis.memory.price_run`), else None."""
         snn = profile.snn_energy(self.per_sample())
         ann = profile.ann_energy(self.ann_macs) if self.ann_macs else None
         return {"profile": profile.to_dict(), "snn_pj_per_sample": snn, "ann_pj_per_sample": ann,
-                "snn_over_ann": None if not ann else snn["total"] / ann}
+                "snn_over_ann": None if not ann else snn["total"] / ann, "memory": price_run(self, profile)}
 
     def population_count(self, population: str, counter: str) -> np.ndarray:
         """Per-step total over samples of one population counter, shape [T]."""

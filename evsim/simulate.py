@@ -406,6 +406,10 @@ class _Accumulator:
             projections=[q.name for q in network.projections],
             population_kinds=[p.kind for p in network.populations],
             population_sizes=[p.size for p in network.populations],
+            population_units=[p.units for p in network.populations],
+            population_biased=[int(np.count_nonzero(p.expand("bias"))) if p.spec.membrane else 0
+                               for p in network.populations],
+            projection_sources=[[p.name for p in network.populations].index(q.source) for q in network.projections],
             projection_kinds=[q.kind for q in network.projections],
             timesteps=self.T, encoder=options.encoder, seed=int(options.seed), pred=self.pred, labels=labels,
             readout_v=self.readout_v[:, -1], readout_mass=self.readout_mass[:, -1], readout_estimate=self.estimate,

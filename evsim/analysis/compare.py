@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from evsim.analysis.energy import EnergyProfile, load_profile
+from evsim.analysis.memory import BREAKDOWN, price_run
 from evsim.analysis.metrics import DEFAULT_TOLERANCES
 from evsim.errors import EvsimError, SimulationInputError
 from evsim.network import Network
@@ -109,7 +110,18 @@ def compare(results: list[SimulationResult], names: Sequence[str], *, steps: Opt
     for row in rows:
         row["ratio_to_first"] = _ratios(row, rows[0])
     return {"schema": COMPARISON_SCHEMA, "profile": profile.to_dict(), "steps": steps,
-            "tolerances": list(tolerances), "n_samples": results[0].n_samples, "runs": rows}
+            "tolerances": list(tolerances), "n_samples": results[0].n_samples, "runs": rows,
+            "baselines": _baselines(results[0], profile)}
+
+
+def _baselines(result: SimulationResult, profile: EnergyProfile) -> list[dict]:
+    """The ANN and the quantised ANN of equal capacity to the first run (its T), priced with memory; [] without."""
+    priced = price_run(result, profile)
+    if priced is None or priced["ann"] is None:
+        return []
+    return [{"name": label, "activation_bits": priced[key]["activation_bits"], "accesses": priced[key]["accesses"],
+             "breakdown_pj": priced[key]["breakdown_pj"]}
+            for key, label in (("ann", "ANN"), ("quantised_ann", f"ANN {priced['quantised_ann']['activation_bits']}-bit"))]
 
 
 def _row(result: SimulationResult, name: str, steps, tolerances, profile: EnergyProfile) -> dict:
@@ -135,7 +147,17 @@ def _row(result: SimulationResult, name: str, steps, tolerances, profile: Energy
         "energy_pj_per_sample": energy["snn_pj_per_sample"]["total"],
         "snn_over_ann_energy": energy["snn_over_ann"],
         "mean_decision_time": float(result.decision_times().mean()),
+        "memory": _memory_summary(price_run(result, profile)),
     }
+
+
+def _memory_summary(priced: Optional[dict]) -> Optional[dict]:
+    """A run's energy with memory (per sample): accesses, the breakdown, the ratios and the break-even rate."""
+    if priced is None:
+        return None
+    return {"accesses": priced["snn"]["accesses"], "breakdown_pj": priced["snn"]["breakdown_pj"],
+            **{key: priced.get(key) for key in ("snn_over_ann", "snn_over_quantised_ann", "firing_rate",
+                                                 "break_even_rate")}}
 
 
 def _ratios(row: dict, first: dict) -> dict:
@@ -184,11 +206,38 @@ def format_comparison(table: dict) -> str:
         key = f"latency_{_tolerance_label(tolerance)}_t"
         rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"][key], "{:.3f}")
                                                                 for r in runs]))
+    rows = _with_baselines(rows, table)
     head = max(len(label) for label, _ in rows)
     width = max(12, *(len(cell) for _, cells in rows for cell in cells))
     header = f"{table['n_samples']} samples; energy profile {table['profile']['name']}; ratios are to the first run"
     return "\n".join([header] + [f"{label:<{head}}  " + "  ".join(f"{c:>{width}}" for c in cells)
                                  for label, cells in rows])
+
+
+def _with_baselines(rows: list, table: dict) -> list:
+    """Rows of energy with memory (when the profile has a memory section), the ANN baselines as extra columns."""
+    runs, baselines = table["runs"], table.get("baselines", [])
+    if not any(r.get("memory") for r in runs):
+        return rows
+    blank = ["-"] * len(baselines)
+    rows = [(label, cells + ([b["name"] for b in baselines] if label == "run" else blank)) for label, cells in rows]
+    memory = [r["memory"] or {} for r in runs]
+    dataflow = table["profile"]["memory"]["dataflow"]
+    for key in ("total",) + BREAKDOWN:
+        label = f"with memory / sample (uJ, {dataflow})" if key == "total" else f"  {key}"
+        rows.append((label, [_number(_micro(m.get("breakdown_pj", {}).get(key)), "{:,.3f}") for m in memory]
+                     + [_number(_micro(b["breakdown_pj"][key]), "{:,.3f}") for b in baselines]))
+    rows.append(("activation bits", ["-"] * len(runs) + [str(b["activation_bits"]) for b in baselines]))
+    accesses = list(dict.fromkeys(a for m in memory + baselines for a in m.get("accesses", {})))
+    rows += [(f"{access} / sample", [_number(m.get("accesses", {}).get(access)) for m in memory + baselines])
+             for access in accesses]
+    for key, label in (("snn_over_ann", "SNN / ANN (with memory)"),
+                       ("snn_over_quantised_ann", "SNN / quantised ANN (with memory)")):
+        rows.append((label, [_number(m.get(key), "{:.3f}") for m in memory] + blank))
+    rows.append(("firing rate (events / neuron / step)", [_number(m.get("firing_rate"), "{:.4f}") for m in memory] + blank))
+    rows.append(("  break-even rate vs quantised ANN", [_number(m.get("break_even_rate"), "{:.4f}") for m in memory]
+                 + blank))
+    return rows
 
 
 def _percent(value) -> str:

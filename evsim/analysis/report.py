@@ -11,6 +11,7 @@ import numpy as np
 from evsim.analysis.compare import default_steps
 from evsim.counters import EVENTS, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS, SIN_EVENTS, SIN_VALUE
 from evsim.analysis.energy import EnergyProfile, load_profile
+from evsim.analysis.memory import BREAKDOWN
 from evsim.result import SimulationResult
 
 #: Version of the JSON layout written by `summary` (docs/cli.md documents it).
@@ -168,6 +169,29 @@ def _energy_lines(result: SimulationResult, profile: EnergyProfile) -> list[str]
         f"{k} {v / 1e6:,.3f}" for k, v in snn.items() if k != "total" and v) + ")")
     if energy["ann_pj_per_sample"]:
         lines.append(f"  ANN {energy['ann_pj_per_sample'] / 1e6:,.3f} uJ; SNN / ANN = {energy['snn_over_ann']:.3f}")
+    return lines + _memory_lines(energy["memory"])
+
+
+def _memory_lines(memory) -> list[str]:
+    """Energy with memory accesses: per model, each access's count x price = energy, then the breakdown."""
+    if memory is None:
+        return []
+    lines = [f"Energy per sample with memory accesses ({memory['dataflow']} dataflow; count x pJ per access = pJ):"]
+    for key, label in (("snn", "SNN"), ("ann", "ANN"), ("quantised_ann", "quantised ANN")):
+        model = memory[key]
+        if model is None:
+            continue
+        bits = f", {model['activation_bits']}-bit activations" if "activation_bits" in model else ""
+        breakdown = model["breakdown_pj"]
+        lines.append(f"  {label}{bits}: {breakdown['total'] / 1e6:,.3f} uJ (" + ", ".join(
+            f"{k} {breakdown[k] / 1e6:,.3f}" for k in BREAKDOWN) + ")")
+        lines += [f"    {access:<17} {count:>16,.1f} x {model['pj_per_access'][access]:g} = {pj / 1e6:,.3f} uJ"
+                  for (access, count), pj in zip(model["accesses"].items(), model["energy_pj"].values())]
+    if memory["ann"] is not None:
+        lines.append(f"  SNN / ANN = {memory['snn_over_ann']:.3f}; SNN / quantised ANN = {memory['snn_over_quantised_ann']:.3f}")
+    if memory.get("break_even_rate") is not None:
+        lines.append(f"  firing rate {memory['firing_rate']:.4f} events / neuron / step; the SNN matches the quantised "
+                     f"ANN at {memory['break_even_rate']:.4f}")
     return lines
 
 
