@@ -294,7 +294,8 @@ def _scaled(layer: Layer, layers: dict, neurons: dict) -> Layer:
     return replace(layer, weight=weight, bias=layer.bias * rows, unfolded_weight=None)
 
 
-def _example(samples, input_shape):
+def _example(model, samples, input_shape):
+    """A batch of two zero inputs in the model's dtype, and the input shape."""
     torch = torch_module()
     if samples is not None:
         shape = tuple(np.asarray(samples).shape[1:])
@@ -304,7 +305,8 @@ def _example(samples, input_shape):
         raise ExportError("from_spikingjelly needs samples or input_shape (the input shape without the batch)")
     if input_shape is not None and tuple(int(s) for s in input_shape) != shape:
         raise ExportError(f"input_shape {list(input_shape)} differs from the samples' shape {list(shape)}")
-    return torch.zeros((2, *shape)), shape
+    parameter = next(model.parameters(), None)
+    return torch.zeros((2, *shape), dtype=torch.float32 if parameter is None else parameter.dtype), shape
 
 
 def _single_step_copy(model):
@@ -326,8 +328,8 @@ def convert_spikingjelly(model, *, samples=None, labels=None, input_shape=None) 
     """The evsim `Network` of a SpikingJelly-converted model (module docstring); `samples` / `labels` embedded
     as `/samples`, with the ANN's outputs on them (the graph with every scaler-IF-scaler a ReLU again)."""
     torch = torch_module()
-    example, shape = _example(samples, input_shape)
     graph_module = _single_step_copy(model)
+    example, shape = _example(graph_module, samples, input_shape)
     try:
         shapes = _record_shapes(graph_module, example)
     except ExportError:
