@@ -455,6 +455,7 @@ def write_report(path, data):
     if "vgg" in data:
         lines += vgg_report(data["vgg"], m["cores"])
 
+    lines += targets_summary(data, path.with_name("vs_spikingjelly.json"))
     lines += ["## What these numbers mean", "", meaning(data), "",
               "## Re-running", "",
               "```", "python benchmarks/run_benchmarks.py          # full: a few minutes on 2 cores (10 at most)",
@@ -466,6 +467,43 @@ def write_report(path, data):
               "that file exists, else the random stand-in. Close other work first: the machine's load average is "
               "recorded above because a busy machine skews every number.", ""]
     path.write_text("\n".join(lines) + _kept_section(path))
+
+
+def targets_summary(data, vs_path) -> list[str]:
+    """Issue 12's targets, each met or missed by how much, from this run and the SpikingJelly comparison's JSON."""
+    rows = []
+
+    def row(target, measured, met, by):
+        rows.append(f"| {target} | {measured} | {'**met**' if met else '**missed** ' + by} |")
+
+    if vs_path.exists():
+        vs = json.loads(vs_path.read_text())
+        for label, r in vs["nets"].items():
+            for mode, target, name in (("per_call", 0.1, "one image per call"), ("batched", 1.0, "batched")):
+                ratio = r[mode]["ratio"]
+                row(f"{label}, {name}: evsim / SpikingJelly <= {target:g}", f"{ratio:.2f}", ratio <= target,
+                    f"by {ratio / target:.1f}x")
+    for kind, summary in data["throughput"].items():
+        rate = summary["ac_per_second_net"]
+        row(f"{kind} delivery >= {fmt_si(summary['target'])} AC/s per core (net, p = {summary['activity']:.2f})",
+            fmt_si(rate), rate >= summary["target"], f"by {summary['target'] / rate:.1f}x")
+    startup = data["startup"]
+    for target, name, seconds in ((STARTUP_TARGETS["cold"], "first-call compile", startup["cold"]["startup_time"]),
+                                  (STARTUP_TARGETS["warm"], "second start (startup_time)", startup["warm_startup_median"])):
+        row(f"{name} < {target:g} s", f"{seconds:.2f} s", seconds < target, f"by {seconds - target:.1f} s")
+    if "vgg" in data:
+        by_threads = {r["threads"]: r for r in data["vgg"]["threads"]}
+        cores = data["machine"]["cores"]
+        if 1 in by_threads and cores in by_threads and cores > 1:
+            speedup = by_threads[1]["ms_per_sample"] / by_threads[cores]["ms_per_sample"]
+            row(f"VGG: {cores} threads >= {VGG_SPEEDUP_TARGET:g}x one", f"{speedup:.2f}x", speedup >= VGG_SPEEDUP_TARGET,
+                f"by {VGG_SPEEDUP_TARGET / speedup:.2f}x")
+        ns = [r["ns_per_synaptic_op"] for r in data["vgg"]["activity"]]
+        row("VGG: cost per synaptic op flat from 1% to 30% activity (max/min <= 1.5, our reading of flat)",
+            f"max/min {max(ns) / min(ns):.2f}", max(ns) / min(ns) <= 1.5, f"by {max(ns) / min(ns) / 1.5:.1f}x")
+    return ["## Targets of issue 12", "",
+            "Under load (see the notes above and in the comparison section): a re-run on an idle machine decides.", "",
+            "| target | measured | |", "| --- | --- | --- |", *rows, ""]
 
 
 def _kept_section(path) -> str:

@@ -39,6 +39,7 @@ FULL = dict(images=200, per_call_images=200, rounds=3, timesteps=256, batch_size
             torch_threads=(1, 2), calibration=1000)
 QUICK = dict(images=40, per_call_images=8, rounds=1, timesteps=256, batch_sizes=(20, 40), torch_threads=(1, 2),
              calibration=500)
+CALIBRATION_STEPS = 32  # steps of SpikingJelly's untimed passes that choose its batch size and torch threads
 NETS = {"MLP 784-1200-1200-10": "net1", "CNN 12c5-p2-64c5-p2-10": "net2"}
 #: evsim's own conversions of the same ANNs: (label, convert_model options); pool options only where there are pools.
 OWN_METHODS = (("rate-norm, pools folded", dict(method="rate-norm", pool="fold")),
@@ -56,8 +57,8 @@ METHOD = """\
   `torch.no_grad()`, the prediction after each step the argmax of `out` (float32, single-step mode).
   evsim: one `Simulator(network, threads={cores})` per network, `sim.run(x, timesteps=T)`. Times are wall times
   around the whole call (perf_counter), T = {T}.
-* Batched: {images} test images. SpikingJelly runs at its best setting, chosen by one untimed pass over batch
-  sizes {batch_sizes} x torch threads {torch_threads} (all passes in the JSON); evsim runs all {images} in one call
+* Batched: {images} test images. SpikingJelly runs at its best setting, chosen by one untimed pass of {calibration_steps}
+  steps over batch sizes {batch_sizes} x torch threads {torch_threads} (all passes in the JSON); evsim runs all {images} in one call
   on all cores. One image per call: {per_call} images, one `model` loop / one `sim.run` per image
   (SpikingJelly with its best torch thread count for one image).
 * Each of the {rounds} round(s) times, per network, SpikingJelly then evsim in each mode, alternated, so that load
@@ -136,8 +137,9 @@ def evsim_per_call(sim, x, timesteps):
 
 
 def best_spikingjelly(graph, x, cfg, log, name):
-    """One untimed pass per (batch size, torch threads); the fastest batched setting and the per-call threads."""
-    T, passes = cfg["timesteps"], []
+    """One untimed pass per (batch size, torch threads), over the test images for CALIBRATION_STEPS steps (the
+    dense loop's time is proportional to T); the fastest batched setting and the per-call threads."""
+    T, passes = CALIBRATION_STEPS, []
     for threads in cfg["torch_threads"]:
         for batch in cfg["batch_sizes"]:
             seconds, _ = spikingjelly_run(graph, x, T, batch, threads)
@@ -274,7 +276,8 @@ def section(data) -> str:
              "the ratios are fairer than the times, as both tools ran under the same load, alternately. "
              "Re-run on an idle machine for reference numbers.", "",
              "### Method", "",
-             METHOD.format(calibration=cfg["calibration"], cores=m["cores"], T=cfg["timesteps"], images=cfg["images"],
+             METHOD.format(calibration=cfg["calibration"], calibration_steps=CALIBRATION_STEPS, cores=m["cores"],
+                           T=cfg["timesteps"], images=cfg["images"],
                            batch_sizes=list(cfg["batch_sizes"]), torch_threads=list(cfg["torch_threads"]),
                            per_call=cfg["per_call_images"], rounds=cfg["rounds"]).rstrip(), "",
              "### The networks SpikingJelly converts", "",
@@ -327,6 +330,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer images, one round")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--render-only", action="store_true", help="rewrite the section from the JSON")
+    for name in ("images", "per_call_images", "rounds"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the configuration's {name}")
     args = parser.parse_args(argv)
     json_path = args.out.with_name("vs_spikingjelly.json")
     if args.render_only:
@@ -336,7 +341,9 @@ def main(argv=None):
     import torch
     from importlib.metadata import version
 
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    cfg.update({name: getattr(args, name) for name in ("images", "per_call_images", "rounds")
+                if getattr(args, name) is not None})
     started = time.perf_counter()
 
     def log(message):
