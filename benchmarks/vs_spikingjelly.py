@@ -87,6 +87,7 @@ def load_nets(cfg, log):
     out = {}
     for label, architecture in NETS.items():
         ann, info = mnist_nets.trained(architecture, log=log)
+        torch.use_deterministic_algorithms(False)  # set for training by mnist_nets: SpikingJelly runs as it would
         started = time.perf_counter()
         graph = ann2snn.Converter(recipe=ann2snn.RateCodingRecipe(dataloader=loader, mode="99.9%"),
                                   device="cpu").convert(ann)
@@ -123,9 +124,9 @@ def spikingjelly_run(graph, x, timesteps, batch_size, threads):
     return seconds, torch.cat(preds).numpy()
 
 
-def evsim_batched(sim, x, timesteps):
+def evsim_batched(sim, x, timesteps, labels=None):
     started = time.perf_counter()
-    result = sim.run(x, timesteps=timesteps)
+    result = sim.run(x, labels, timesteps=timesteps)
     return time.perf_counter() - started, result
 
 
@@ -143,13 +144,14 @@ def best_spikingjelly(graph, x, cfg, log, name):
     for threads in cfg["torch_threads"]:
         for batch in cfg["batch_sizes"]:
             seconds, _ = spikingjelly_run(graph, x, T, batch, threads)
-            passes.append(dict(batch_size=batch, torch_threads=threads, ms_per_image=1e3 * seconds / len(x)))
+            passes.append(dict(batch_size=batch, torch_threads=threads, steps=T,
+                               ms_per_image=1e3 * seconds / len(x) * cfg["timesteps"] / T))  # scaled to T steps
             log(f"    {name} SpikingJelly batch {batch}, {threads} torch thread(s): {passes[-1]['ms_per_image']:.1f} ms/img")
     few = x[:max(2, cfg["per_call_images"] // 4)]
     per_call = []
     for threads in cfg["torch_threads"]:
         seconds = sum(spikingjelly_run(graph, few[i:i + 1], T, 1, threads)[0] for i in range(len(few)))
-        per_call.append(dict(torch_threads=threads, ms_per_image=1e3 * seconds / len(few)))
+        per_call.append(dict(torch_threads=threads, steps=T, ms_per_image=1e3 * seconds / len(few) * cfg["timesteps"] / T))
         log(f"    {name} SpikingJelly one image per call, {threads} torch thread(s): {per_call[-1]['ms_per_image']:.1f} ms/img")
     best = min(passes, key=lambda p: p["ms_per_image"])
     return best, min(per_call, key=lambda p: p["ms_per_image"])["torch_threads"], passes, per_call
@@ -214,7 +216,7 @@ def measure(cfg, log):
             ev_call = evsim_per_call(row["sim"], per_call_x, T)
             own = {}
             for name, own_sim in row["own"].items():
-                seconds, result = evsim_batched(own_sim, x_test, T)
+                seconds, result = evsim_batched(own_sim, x_test, T, y_test)
                 per = result.per_sample()
                 own[name] = dict(ms_per_image=1e3 * seconds / len(x_test), accuracy=float(result.accuracy()[-1]),
                                  events_per_image=float(per["events"]),
