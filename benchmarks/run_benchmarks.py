@@ -196,9 +196,11 @@ t1 = time.perf_counter()
 pops = (Population("in", "input", (4,), 0), Population("out", "readout", (3,), 1, theta_pos=np.array(1.0)))
 net = Network(pops, (Projection("fc", "dense", "in", "out", weight=np.ones((3, 4), np.float32)),), output="out")
 t2 = time.perf_counter()
+c2 = time.process_time()
 r = simulate(net, np.ones((1, 4)), timesteps=4, threads=1, dtype=sys.argv[1])
 t3 = time.perf_counter()
-print(json.dumps(dict(import_s=t1 - t0, first_call_s=t3 - t2, startup_time=r.startup_time)))
+print(json.dumps(dict(import_s=t1 - t0, first_call_s=t3 - t2, startup_time=r.startup_time,
+                      first_call_cpu_s=time.process_time() - c2)))
 """
 
 
@@ -445,6 +447,11 @@ def write_report(path, data):
     for i, w in enumerate(s["warm"], 2):
         lines.append(f"| start {i} | filled by the first | {w['startup_time']:.2f} s | {w['first_call_s']:.2f} s | "
                      f"{w['import_s']:.2f} s | {w['process_s']:.1f} s |")
+    cpu = s["cold"].get("first_call_cpu_s")
+    if cpu is not None:
+        lines += ["", f"CPU time of the first call (the process's own, which load from other processes does not "
+                  f"stretch as it stretches wall time): cold {cpu:.1f} s, warm "
+                  f"{median([w['first_call_cpu_s'] for w in s['warm']]):.2f} s."]
     lines += ["", "float64 is a second specialisation: its first use compiles again (about as long).", "",
               f"Targets (issue 12): first-call compile under {STARTUP_TARGETS['cold']:g} s: "
               f"{_time_verdict(s['cold']['startup_time'], STARTUP_TARGETS['cold'])}; second start under "
@@ -486,11 +493,16 @@ def targets_summary(data, vs_path) -> list[str]:
     for kind, summary in data["throughput"].items():
         rate = summary["ac_per_second_net"]
         row(f"{kind} delivery >= {fmt_si(summary['target'])} AC/s per core (net, p = {summary['activity']:.2f})",
-            fmt_si(rate), rate >= summary["target"], f"by {summary['target'] / rate:.1f}x")
+            f"{fmt_si(rate)} (by CPU time: {fmt_si(summary['ac_per_second_net_cpu'])})", rate >= summary["target"],
+            f"by {summary['target'] / rate:.1f}x")
     startup = data["startup"]
     for target, name, seconds in ((STARTUP_TARGETS["cold"], "first-call compile", startup["cold"]["startup_time"]),
                                   (STARTUP_TARGETS["warm"], "second start (startup_time)", startup["warm_startup_median"])):
         row(f"{name} < {target:g} s", f"{seconds:.2f} s", seconds < target, f"by {seconds - target:.1f} s")
+    if "first_call_cpu_s" in startup["cold"]:
+        cpu = startup["cold"]["first_call_cpu_s"]
+        row(f"first-call compile < {STARTUP_TARGETS['cold']:g} s, by CPU time", f"{cpu:.1f} s",
+            cpu < STARTUP_TARGETS["cold"], f"by {cpu - STARTUP_TARGETS['cold']:.1f} s")
     if "vgg" in data:
         by_threads = {r["threads"]: r for r in data["vgg"]["threads"]}
         cores = data["machine"]["cores"]
@@ -502,7 +514,8 @@ def targets_summary(data, vs_path) -> list[str]:
         row("VGG: cost per synaptic op flat from 1% to 30% activity (max/min <= 1.5, our reading of flat)",
             f"max/min {max(ns) / min(ns):.2f}", max(ns) / min(ns) <= 1.5, f"by {max(ns) / min(ns) / 1.5:.1f}x")
     return ["## Targets of issue 12", "",
-            "Under load (see the notes above and in the comparison section): a re-run on an idle machine decides.", "",
+            "Measured under load (see the notes above and in the comparison section): wall times are stretched by "
+            "other processes, CPU times much less so; a re-run on an idle machine decides.", "",
             "| target | measured | |", "| --- | --- | --- |", *rows, ""]
 
 
