@@ -79,7 +79,7 @@ class _Neurons:
     v_init_fraction: float = 0.0  # HalfThresholdIFNode: 1/2
     neuron: str = ""
     node: str = ""
-    spike: np.ndarray = None  # `b`: what one spike stands for (1 without a scaler after the neuron)
+    spike: Optional[np.ndarray] = None  # `b`: what one spike stands for (1 without a scaler after the neuron)
     scaler_out: str = ""
 
 
@@ -183,7 +183,7 @@ class _Reader:
             raise ExportError(f"node {node.name!r} reads {node.args[0].name!r}, a scaler not followed by an IF neuron")
         if neurons is not None and neurons.spike is None:
             neurons.spike = np.ones(())  # the IF neuron's spikes are read as they are
-        if source.weighted and neurons is None and node.op != "output":
+        if source.weighted and neurons is None:
             raise ExportError(f"node {node.name!r} reads the Conv2d/Linear layer {source.name!r} directly: only the "
                               "output layer may have no IF neuron after it (a hidden linear layer has no spiking "
                               "equivalent here)")
@@ -332,8 +332,6 @@ def convert_spikingjelly(model, *, samples=None, labels=None, input_shape=None) 
     example, shape = _example(graph_module, samples, input_shape)
     try:
         shapes = _record_shapes(graph_module, example)
-    except ExportError:
-        raise
     except Exception as exc:
         raise ExportError(f"the model does not run on inputs of shape {list(shape)}: {exc}") from exc
     reader = _Reader(graph_module, shapes)
