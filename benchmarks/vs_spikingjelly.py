@@ -93,8 +93,9 @@ def load_nets(cfg, log):
                                   device="cpu").convert(ann)
         converted = time.perf_counter() - started
         network = convert_spikingjelly(graph, samples=x_test, labels=y_test)
-        log(f"  {label}: ANN test accuracy {info['test_accuracy']:.4f}; SpikingJelly converted in {converted:.1f} s")
-        out[label] = dict(ann=ann, graph=graph, network=network, ann_accuracy=info["test_accuracy"],
+        log(f"  {label}: ANN accuracy {network.ann.accuracy:.4f} on the {len(x_test)} timed images "
+            f"({info['test_accuracy']:.4f} on the 1,000 test images); SpikingJelly converted in {converted:.1f} s")
+        out[label] = dict(ann=ann, graph=graph, network=network, ann_accuracy=network.ann.accuracy,  # on these images
                           architecture=architecture, calibration=calibration)
     return out, x_test, y_test
 
