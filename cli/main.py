@@ -27,6 +27,7 @@ from evsim.runs import DEFAULT_CHUNK, run_to_file
 from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, resolve_samples
 from evsim.weights_io import read_network
 from evsim.weights_io.inputs import load_inputs
+from evsim.weights_io.methods import METHODS, declared_options
 
 NETWORK_FILE = click.Path(exists=True, dir_okay=False, readable=True)
 
@@ -238,8 +239,10 @@ def inspect(file, as_json):
                f"{len(info['projections'])} projections, {info['weights']:,} weights; output {info['output']}")
     click.echo("Populations:")
     for name, p in info["populations"].items():
-        params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff")
+        params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff", "v_reset")
                            if p.get(k) is not None)
+        params += "".join(f", {k}={p[k]}" for k, default in (("reset", "subtract"), ("fire_when", "ge"))
+                          if p.get(k, default) != default)
         extra = p.get("encoding") or f"{p.get('coding')}" + (f" K={p['phase_period']}" if p.get("coding") == PHASE else "")
         click.echo(f"  {p['order']:>2} {name:<14} {p['kind']:<8} {'x'.join(map(str, p['shape'])):<12} {extra:<10} {params}")
     click.echo("Projections:")
@@ -255,6 +258,112 @@ def inspect(file, as_json):
                    f"{'unknown' if acc is None else f'{100 * acc:.2f}%'}")
     if info["meta"]:
         click.echo("Conversion: " + json.dumps(info["meta"].get("conversion", info["meta"]))[:400])
+
+
+# -- conversion and NIR --------------------------------------------------------------
+
+
+def _option_value(text: str):
+    """A method option from the command line: an integer, a real, or text (each option's check validates it)."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def method_options(command):
+    """One --option per option any method declares (weights_io/methods.py), its help naming the methods and defaults."""
+    for name, (meaning, uses) in reversed(list(declared_options().items())):
+        flag = "--" + name.replace("_", "-")
+        text = f"{meaning}. Methods and defaults: " + "; ".join(f"{method} {default!r}" for method, default in uses) + "."
+        if all(isinstance(default, bool) for _, default in uses):
+            option = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
+        else:
+            option = click.option(flag, name, default=None, metavar="VALUE", help=text)
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("model")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The evsim file to write.")
+@click.option("--method", type=click.Choice(list(METHODS)), default="rate-norm", show_default=True,
+              help="Conversion method (docs/export.md).")
+@click.option("--calibration", required=True, type=click.Path(exists=True, dir_okay=False),
+              help=".npz or .h5 with `inputs` [n, *shape]: what the method measures activations on.")
+@click.option("--test-data", type=click.Path(exists=True, dir_okay=False),
+              help=".npz or .h5 with `inputs` and `labels`: embedded as the file's /samples, and the ANN's accuracy "
+                   "measured on it.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="A state dict (torch.save(model.state_dict())) "
+              "for MODEL given as module:factory.")
+@click.option("--trust-pickle", is_flag=True, help="Load MODEL, a file holding a whole pickled module, by "
+              "unpickling it: this runs code from the file.")
+@click.option("--input-encoding", type=click.Choice(ENCODERS), help="The input population's default encoder "
+              "(default: the method's).")
+@click.option("--dataset", default="", help="Free text for /meta: what the data are.")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True, help="Batch of the ANN passes.")
+@method_options
+@domain_errors
+def convert(model, output, method, calibration, test_data, weights, trust_pickle, input_encoding, dataset, batch_size,
+            **options):
+    """Convert MODEL, a trained PyTorch model, into an evsim file.
+
+    MODEL is module:factory (a callable returning the nn.Module; the current directory is importable), with
+    --weights state_dict.pt, or a file holding a whole pickled module (torch.save(model)) with --trust-pickle.
+    The method options below apply to the methods named in their help.
+    """
+    from evsim.weights_io.export import export_model
+    from evsim.weights_io.models import load_model
+    from evsim.weights_io.trace import torch_module
+
+    torch = torch_module()
+    # One thread, deterministic kernels: float sums in one fixed order, so the same command writes the same file on
+    # every machine (as examples/train_mnist_cnn.py does for the bundled example)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    module = load_model(model, weights, trust_pickle)
+    calibration_inputs, _ = load_inputs(calibration)
+    given = {name: (_option_value(value) if isinstance(value, str) else value) for name, value in options.items()
+             if value is not None}
+    extra = {}
+    if test_data is not None:
+        inputs, labels = load_inputs(test_data)
+        extra = {"samples": inputs, "labels": labels, "ann_eval": None if labels is None else (inputs, labels)}
+    network = export_model(module, output, calibration=calibration_inputs, method=method, input_encoding=input_encoding,
+                           dataset=dataset, batch_size=batch_size, **given, **extra)
+    accuracy = "" if network.ann is None or network.ann.accuracy is None else f"; ANN accuracy {network.ann.accuracy:.4f}"
+    click.echo(f"wrote {output}: {method}, {len(network.populations)} populations, "
+               f"{len(network.projections)} projections{accuracy}")
+
+
+@main.command("import-nir")
+@click.argument("graph", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The evsim file to write.")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="The time step one evsim step stands for (docs/nir.md).")
+@domain_errors
+def import_nir(graph, output, dt):
+    """Read GRAPH, a NIR graph (.nir), and write it as an evsim file (docs/nir.md)."""
+    from evsim.weights_io.nir import from_nir
+
+    network = from_nir(graph, output, dt=dt)
+    click.echo(f"wrote {output}: {len(network.populations)} populations, {len(network.projections)} projections")
+
+
+@main.command("export-nir")
+@click.argument("file", type=NETWORK_FILE)
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The NIR graph to write (.nir).")
+@click.option("--reset-to-zero", is_flag=True, help="Export reset by subtraction as NIR's reset to v_reset = 0: the "
+              "receiving tool will reset to zero (evsim's rule is kept in the node's metadata).")
+@domain_errors
+def export_nir(file, output, reset_to_zero):
+    """Write FILE, an evsim network, as a NIR graph (docs/nir.md)."""
+    from evsim.weights_io.nir import to_nir
+
+    graph = to_nir(file, output, reset_to_zero=reset_to_zero)
+    click.echo(f"wrote {output}: {len(graph.nodes)} NIR nodes, {len(graph.edges)} edges")
 
 
 def _short(value):
