@@ -275,8 +275,10 @@ def section(data) -> str:
              "in `docs/vs_spikingjelly.json`.", "",
              f"> **Load:** the machine was shared with other work while this ran: 1-minute load average "
              f"{m['load_before'][0]:.1f} before, {min(loads):.1f} to {max(loads):.1f} during the rounds, on "
-             f"{m['cores']} cores. Every number is pessimistic, SpikingJelly's multi-threaded torch most of all; "
-             "the ratios are fairer than the times, as both tools ran under the same load, alternately. "
+             f"{m['cores']} cores. Every number is pessimistic. Both tools ran under the same load, alternately, so the "
+             "ratios are fairer than the times, but not fair: torch's threads suffer most from sharing cores "
+             f"(SpikingJelly with 2 torch threads ran up to {_thread_penalty(data):.0f}x slower than with 1 in the "
+             "untimed passes), so under load the ratios may favour evsim more than on an idle machine. "
              "Re-run on an idle machine for reference numbers.", "",
              "### Method", "",
              METHOD.format(calibration=cfg["calibration"], calibration_steps=CALIBRATION_STEPS, cores=m["cores"],
@@ -314,6 +316,15 @@ def section(data) -> str:
               "whatever the activity; evsim does one synaptic op per spike and target, so its time follows the "
               "events (the columns above): it pays where few neurons fire per step.", "", END]
     return "\n".join(lines)
+
+
+def _thread_penalty(data) -> float:
+    """The largest slow-down of SpikingJelly's 2-thread passes against its 1-thread pass of the same batch size."""
+    worst = 1.0
+    for row in data["nets"].values():
+        by = {(p["batch_size"], p["torch_threads"]): p["ms_per_image"] for p in row["spikingjelly_passes"]}
+        worst = max([worst] + [ms / by[(batch, 1)] for (batch, threads), ms in by.items() if threads > 1 and (batch, 1) in by])
+    return worst
 
 
 def write_section(path: Path, text: str) -> None:
