@@ -32,6 +32,8 @@ class Attribute:
     "pair", "real" or "string". `default` is used when the file leaves the
     attribute out (REQUIRED: it must be given; a callable: computed from
     the fields read so far, e.g. a pool's stride defaults to its kernel).
+    `required_when` makes a defaulted attribute required where its default
+    would silently mean something (K = 1 under phase coding).
     """
 
     name: str
@@ -42,6 +44,10 @@ class Attribute:
     since: int = 1  # the format version that introduced it
     when: Optional[Callable] = None  # (fields read so far) -> whether the attribute is defined there at all
     meaning: str = ""  # the condition `when` states, for error messages
+    #: (all fields of the element, its kind included) -> whether a file must give the attribute there although it
+    #: has a default elsewhere; `required_meaning` states the condition for error messages
+    required_when: Optional[Callable] = None
+    required_meaning: str = ""
 
 
 # -- enumerations ------------------------------------------------------------------
@@ -76,12 +82,19 @@ NEURON_PARAMETERS = ("theta_pos", "theta_neg", "v_init", "bias")
 
 # -- population kinds --------------------------------------------------------------
 
+def _period_matters(fields) -> bool:
+    """Where K changes what a population does: phase coding (S_k = 2^-(1 + t mod K)), a phase-encoding input,
+    and every bif pair (its A/B gating period under either coding)."""
+    return fields.get("coding") == PHASE or fields.get("encoding") == PHASE_ENCODER or fields.get("kind") == BIF.name  # BIF: defined below, read at call time
+
+
 #: Attributes every population has.
 POPULATION_ATTRIBUTES = (
     Attribute("shape", "shape"),
     Attribute("order", "integer", minimum=0),
     Attribute("coding", "string", RATE, choices=CODINGS),
-    Attribute("phase_period", "integer", 1, minimum=1),
+    Attribute("phase_period", "integer", 1, minimum=1, required_when=_period_matters,
+              required_meaning="a phase-coded population, a phase-encoding input and every bif population"),
 )
 _MAX_COEFF = Attribute("max_coeff", "integer", 1, minimum=0)
 _BIAS_ONSET = Attribute("bias_onset", "integer", 0, minimum=0, since=2)

@@ -174,7 +174,7 @@ class _Reader:
         name = self.text(root, "format", default=None)
         if name != FORMAT_NAME:
             self.fail("/", f"not an evsim file (attribute format is {name!r}, not {FORMAT_NAME!r})")
-        version = self.integer(root, "format_version")
+        version = self.scalar_integer(root, "format_version")
         if version > FORMAT_VERSION:
             self.fail("/", f"format_version {version} is newer than this evsim reads ({FORMAT_VERSION}); upgrade evsim")
         if version < 1:
@@ -196,10 +196,10 @@ class _Reader:
         spec = POPULATION_KINDS[self.text(group, "kind", choices=tuple(POPULATION_KINDS))]
         attrs = self.kind_attributes(group, POPULATION_ATTRIBUTES + spec.attributes)
         present = self.members(group, spec.datasets)
-        fields = self.attributes(group, attrs)
+        fields = self.attributes(group, attrs, {"kind": spec.name})  # the kind: for `Attribute.required_when`
         for name in present:
             fields[name] = self.parameter(group, name, fields["shape"])
-        pop = Population(name=_basename(group), kind=spec.name, **fields)
+        pop = Population(name=_basename(group), **fields)
         if pop.fires and pop.theta_pos is None:
             self.fail(_join(group.name, "theta_pos"), f"missing dataset (required: a {spec.name} population fires)")
         return pop
@@ -426,6 +426,13 @@ class _Reader:
         fields = {} if fields is None else fields
         for attr in attrs:
             fields[attr.name] = self.attribute(obj, attr, fields)
+        for attr in attrs:  # after all of them: the condition may read a later attribute (an input's encoding)
+            if attr.required_when is not None and attr.required_when(fields):
+                with self.guard(obj.name):
+                    present = attr.name in obj.attrs
+                if not present:
+                    self.fail(obj.name, f"missing attribute {attr.name!r} (required for {attr.required_meaning}; "
+                              f"its default {attr.default!r} would apply silently)")
         return fields
 
     def attribute(self, obj, attr: Attribute, fields: dict):
@@ -499,6 +506,15 @@ class _Reader:
     def integer(self, obj, name: str, default=REQUIRED, minimum: int = -_INT64_MAX) -> Optional[int]:
         value = self.integers(obj, name, (1,), "an integer", minimum, None)
         return value[0] if value is not None else self.absent(obj, name, default)
+
+    def scalar_integer(self, obj, name: str) -> int:
+        """A required integer stored as a true scalar (shape ()): `format_version`, which every later version must
+        read the same way, takes no one-element array."""
+        with self.guard(obj.name):
+            shape = obj.attrs.get_id(name).shape if name in obj.attrs else None
+        if shape not in (None, ()):
+            self.fail(obj.name, f"attribute {name!r} must be a scalar integer; found an array of shape {shape}")
+        return self.integer(obj, name)
 
     def pair(self, obj, name: str, default=REQUIRED, minimum: int = 0) -> tuple[int, int]:
         """A (height, width) pair; a single integer stands for both."""
