@@ -1,16 +1,20 @@
 """The `evsim` command line: parses, calls the Python API, prints. Domain errors become clean messages."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 import numba
+from click.core import ParameterSource
 
-from evsim import EvsimError, __version__
+from evsim import EvsimError, SimulationInputError, __version__
 from evsim.analysis.compare import compare as compare_runs
 from evsim.analysis.compare import (
     format_comparison,
@@ -24,7 +28,7 @@ from evsim.analysis.plots import plot_comparison, plot_result, require_matplotli
 from evsim.analysis.report import describe_network, format_text, write_csv, write_json
 from evsim.result import is_result_file, load_result
 from evsim.runs import DEFAULT_CHUNK, run_to_file
-from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, resolve_samples
+from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, check_samples, resolve_samples
 from evsim.weights_io import read_network
 from evsim.weights_io.inputs import load_inputs
 
@@ -32,14 +36,40 @@ NETWORK_FILE = click.Path(exists=True, dir_okay=False, readable=True)
 
 
 def domain_errors(command):
-    """Turn evsim's own errors into `click.ClickException` (exit 1, one clean line)."""
+    """Turn evsim's own errors into `click.ClickException` (exit 1, one clean line), and warnings into one
+    `Warning: ...` line on stderr (Python's own format quotes a source line)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except EvsimError as err:
-            raise click.ClickException(str(err)) from None
+        shown = set()  # each message once per command (the samples are checked early, and again by the run)
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if str(message) not in shown:
+                shown.add(str(message))
+                click.echo(f"Warning: {message}", err=True)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = show
+            try:
+                return command(*args, **kwargs)
+            except EvsimError as err:
+                raise click.ClickException(str(err)) from None
     return wrapper
+
+
+def prepare_output(path, *, folder: bool = False) -> None:
+    """Before any work: make sure an output can be written (its folder created, no folder in a file's place),
+    so that a run never ends by losing its results."""
+    path = Path(path)
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.ClickException(f"{path}: cannot create the folder {where} ({err.strerror or err})") from None
+    if not folder and path.is_dir():
+        raise click.ClickException(f"{path} is a folder; give a file name")
+    if not os.access(where, os.W_OK):
+        raise click.ClickException(f"{path}: the folder {where} is not writable")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,14 +123,21 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     profile = load_profile(energy_profile)
     if plot_dir:
         require_matplotlib()  # before the run, not after it
+    for path in (json_path, csv_path, output):
+        if path:
+            prepare_output(path)
+    if plot_dir:
+        prepare_output(plot_dir, folder=True)
     network = read_network(file)
     if not inputs and network.samples is None:
         raise click.UsageError(f"{file} carries no /samples: give --inputs")
     data, labels = load_inputs(inputs) if inputs else (None, None)
-    samples = resolve_samples(network, data, labels, n_samples)
     options = RunOptions(timesteps=timesteps, encoder=encoder, seed=seed)
     if resume and not output:
         raise click.UsageError("--resume needs --output")
+    with _blaming(inputs or file):
+        samples = resolve_samples(network, data, labels, n_samples)
+        check_samples(network, samples, options)
     try:
         if output:
             result = run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
@@ -124,6 +161,15 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     if plot_dir:
         _write_plots(result, plot_dir, title=Path(file).name)
 
+
+
+@contextlib.contextmanager
+def _blaming(path):
+    """Name the file the samples come from in an error about them."""
+    try:
+        yield
+    except SimulationInputError as err:
+        raise EvsimError(f"{path}: {err}") from None
 
 
 def _steps(ctx, param, value):
@@ -178,11 +224,17 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     profile = load_profile(energy_profile)
     if plot_dir:
         require_matplotlib()  # before the runs, not after them
+    for path in (json_path, csv_path):
+        if path:
+            prepare_output(path)
+    if plot_dir:
+        prepare_output(plot_dir, folder=True)
     data, labels = load_inputs(inputs) if inputs else (None, None)
     runs = [load_result(f) if is_result_file(f) else read_network(f) for f in files]
+    given = click.get_current_context().get_parameter_source("timesteps") is not ParameterSource.DEFAULT
     results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
-                             timesteps=timesteps, encoder=encoder, seed=seed, threads=threads, dtype=dtype,
-                             progress=_show_progress(progress))
+                             timesteps=timesteps if given else None, encoder=encoder, seed=seed, threads=threads,
+                             dtype=dtype, progress=_show_progress(progress))
     table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
     click.echo(format_comparison(table))
     if json_path:

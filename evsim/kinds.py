@@ -85,7 +85,8 @@ NEURON_PARAMETERS = ("theta_pos", "theta_neg", "v_init", "bias")
 def _period_matters(fields) -> bool:
     """Where K changes what a population does: phase coding (S_k = 2^-(1 + t mod K)), a phase-encoding input,
     and every bif pair (its A/B gating period under either coding)."""
-    return fields.get("coding") == PHASE or fields.get("encoding") == PHASE_ENCODER or fields.get("kind") == BIF.name  # BIF: defined below, read at call time
+    bif = fields.get("kind") == BIF.name  # BIF: defined below, read at call time
+    return bif or fields.get("coding") == PHASE or fields.get("encoding") == PHASE_ENCODER
 
 
 #: Attributes every population has.

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
@@ -100,6 +101,8 @@ def resolve_samples(network: Network, inputs=None, labels=None, n: Optional[int]
     inputs = np.asarray(inputs)
     labels = None if labels is None else np.asarray(labels)
     if n is not None:
+        if inputs.ndim and n > len(inputs):  # running fewer samples than asked would go unnoticed
+            raise SimulationInputError(f"{n} samples asked for; the inputs hold only {len(inputs)}")
         inputs, labels = inputs[:n], None if labels is None else labels[:n]
         ann_outputs = None if ann_outputs is None else ann_outputs[:n]
     return RunSamples(inputs, labels, ann_outputs)
@@ -165,7 +168,7 @@ class Simulator:
         if ann_outputs is not None and np.shape(ann_outputs) != (len(inputs), network.output_population.size):
             raise SimulationInputError(f"ann_outputs have shape {np.shape(ann_outputs)}; expected "
                                        f"[{len(inputs)}, {network.output_population.size}]")
-        _check_inputs(network, inputs, options.encoder)
+        check_samples(network, samples, options)
         started = time.perf_counter()
         flat = inputs.reshape(inputs.shape[0], -1).astype(np.float64)[:, self.plan.input_chw]
         ids = np.arange(len(flat), dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, dtype=np.int64)
@@ -224,16 +227,67 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
     return Simulator(network, dtype=dtype, threads=threads).run(inputs, labels, timesteps=timesteps, **options)
 
 
+def check_samples(network: Network, samples: RunSamples, options: RunOptions) -> None:
+    """Whether samples fit a network and a run (shape, type, range, labels, the encoder's range), before any work;
+    warns (`InputRangeWarning`) when the inputs fall outside the range the network was calibrated on."""
+    options = options.for_network(network)
+    _check_inputs(network, samples.inputs, options.encoder)
+    _check_labels(network, samples.inputs, samples.labels)
+    _warn_outside_calibration(network, samples.inputs)
+
+
 def _check_inputs(network, inputs, encoder):
     shape = network.input.shape
     if inputs.ndim != len(shape) + 1 or tuple(inputs.shape[1:]) != tuple(shape):
         raise SimulationInputError(f"inputs have shape {inputs.shape}; the network's input needs [n, {', '.join(map(str, shape))}]")
-    if not np.issubdtype(inputs.dtype, np.number) or not np.isfinite(inputs).all():
+    if len(inputs) == 0:
+        raise SimulationInputError(f"inputs hold no samples (shape {inputs.shape})")
+    if not (np.issubdtype(inputs.dtype, np.integer) or np.issubdtype(inputs.dtype, np.floating)):
+        raise SimulationInputError(f"inputs must be real numbers (integer or floating point), not {inputs.dtype}")
+    if not np.isfinite(inputs).all():
         raise SimulationInputError("inputs must be finite numbers")
     low, high = kinds.ENCODER_RANGES[encoder]
     if inputs.min(initial=0) < low or inputs.max(initial=0) > high:
         raise SimulationInputError(f"the {encoder} encoder needs {_RANGE_WORDING[encoder]}; the inputs span "
                                    f"[{inputs.min():g}, {inputs.max():g}]")
+
+
+def _check_labels(network, inputs, labels):
+    """Labels are class indices of the readout: integers in [0, outputs), one per sample (as /samples/labels)."""
+    if labels is None:
+        return
+    classes = network.output_population.size
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(inputs),):
+        raise SimulationInputError(f"labels must be integers of shape [{len(inputs)}], not {labels.dtype} {labels.shape}")
+    outside = (labels < 0) | (labels >= classes)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise SimulationInputError(f"labels must be class indices in [0, {classes}) (the readout has {classes} "
+                                   f"outputs); label {i} is {labels[i]} ({int(outside.sum())} of {len(labels)} outside)")
+
+
+class InputRangeWarning(UserWarning):
+    """Inputs outside the range the network was calibrated on (its /meta `calibration_range`)."""
+
+
+def calibration_range(network: Network) -> Optional[tuple[float, float]]:
+    """(min, max) of the inputs the exporter calibrated the network on, from /meta; None when not recorded."""
+    value = (network.meta or {}).get("calibration_range")
+    return None if value is None else (float(value[0]), float(value[1]))
+
+
+def _warn_outside_calibration(network, inputs):
+    """Inputs on another scale than the calibration's (0..255 pixels for a [0, 1] network) run, but mean little."""
+    expected = calibration_range(network)
+    if expected is None:
+        return
+    low, high = float(inputs.min()), float(inputs.max())
+    span = expected[1] - expected[0]
+    tolerance = 1e-6 * max(span, abs(expected[0]), abs(expected[1]), 1.0)
+    if low < expected[0] - tolerance or high > expected[1] + tolerance:
+        warnings.warn(f"the inputs span [{low:g}, {high:g}], outside the range the network was calibrated on "
+                      f"[{expected[0]:g}, {expected[1]:g}] (/meta calibration_range): results may mean little",
+                      InputRangeWarning, stacklevel=3)
 
 
 _RANGE_WORDING = {kinds.BERNOULLI: "|x| <= 1 (x is a firing probability)", kinds.PHASE_ENCODER: "0 <= x <= 1"}

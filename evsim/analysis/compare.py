@@ -44,6 +44,7 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     in errors.
     """
     names = list(names) if names is not None else [f"run {i + 1}" for i in range(len(runs))]
+    options["timesteps"] = _common_timesteps(runs, names, options.get("timesteps"))
     networks = [run for run in runs if isinstance(run, Network)]
     if networks:
         first = names[runs.index(networks[0])]
@@ -64,6 +65,27 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
             results.append(run)
     _check_same_samples(results, names)
     return results
+
+
+#: The steps networks are simulated for when neither `timesteps` nor a saved result says.
+DEFAULT_TIMESTEPS = 256
+
+
+def _common_timesteps(runs, names, timesteps: Optional[int]) -> int:
+    """The one T of a comparison: `timesteps` if given, else the saved results' T (else 256).
+
+    Runs of different T are not comparable (events, energy and latency all grow with T): a saved result of
+    another T than the others, or than `timesteps`, is an error naming each run's T.
+    """
+    saved = [(name, run.timesteps) for run, name in zip(runs, names) if isinstance(run, SimulationResult)]
+    if timesteps is None:
+        timesteps = saved[0][1] if saved else DEFAULT_TIMESTEPS
+    if any(t != timesteps for _, t in saved):
+        each = [f"{name}: T = {run.timesteps}" if isinstance(run, SimulationResult) else f"{name}: T = {timesteps} (simulated)"
+                for run, name in zip(runs, names)]
+        raise EvsimError(f"the runs have different T ({'; '.join(each)}); compare runs of one T (give -T to simulate "
+                         "the networks at the saved results' T)")
+    return timesteps
 
 
 def _own_ann_outputs(network, inputs) -> Optional[np.ndarray]:
