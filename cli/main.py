@@ -23,7 +23,7 @@ from evsim.analysis.compare import (
     write_comparison_json,
 )
 from evsim.analysis.energy import DEFAULT_PROFILE, available_profiles, load_profile
-from evsim.kinds import ENCODERS, PHASE
+from evsim.kinds import ENCODER_ALIASES, ENCODERS, PHASE
 from evsim.analysis.plots import plot_comparison, plot_result, require_matplotlib
 from evsim.analysis.report import describe_network, format_text, write_csv, write_json
 from evsim.result import is_result_file, load_result
@@ -86,7 +86,8 @@ def simulation_options(command):
         click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
                      help=".npz or .h5 with `inputs` [n, *shape] and optional `labels` [n] "
                           "(default: the file's /samples)."),
-        click.option("--encoder", type=click.Choice(ENCODERS), help="Input encoder (default: the input population's)."),
+        click.option("--encoder", type=click.Choice([*ENCODERS, *ENCODER_ALIASES]),
+                     help="Input encoder (default: the input population's); poisson is bernoulli's other name."),
         click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                      help="Seed of the Bernoulli encoder (per-sample streams)."),
         click.option("--samples", "-n", "n_samples", type=click.IntRange(1), help="Run only the first N samples."),
@@ -142,9 +143,10 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
         if output:
             result = run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
                                  resume=resume, chunk_size=chunk_size, dtype=dtype, threads=threads,
-                                 progress=_show_progress(progress), **dataclasses.asdict(options))
+                                 progress=_show_progress(progress), report=_tell,
+                                 **dataclasses.asdict(options))
         else:
-            result = Simulator(network, dtype=dtype, threads=threads).run_options(
+            result = Simulator(network, dtype=dtype, threads=threads, report=_tell).run_options(
                 samples, options, progress=_show_progress(progress))
     except KeyboardInterrupt as interrupt:
         click.echo(f"\n{interrupt}" if str(interrupt) else "\ninterrupted", err=True)
@@ -234,7 +236,7 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     given = click.get_current_context().get_parameter_source("timesteps") is not ParameterSource.DEFAULT
     results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
                              timesteps=timesteps if given else None, encoder=encoder, seed=seed, threads=threads,
-                             dtype=dtype, progress=_show_progress(progress))
+                             dtype=dtype, progress=_show_progress(progress), report=_tell)
     table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
     click.echo(format_comparison(table))
     if json_path:
@@ -252,6 +254,11 @@ def _default_names(files) -> list[str]:
     """File names without extension; the whole path where two names would clash."""
     stems = [Path(f).stem for f in files]
     return stems if len(set(stems)) == len(stems) else [str(f) for f in files]
+
+
+def _tell(line: str) -> None:
+    """What the user waits for (the engine compiling, a finished run kept), on stderr."""
+    click.echo(line, err=True)
 
 
 def _show_progress(progress) -> bool:

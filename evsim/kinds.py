@@ -59,6 +59,9 @@ CODINGS = (RATE, PHASE)
 ANALOG, BERNOULLI, PHASE_ENCODER = "analog", "bernoulli", "phase"
 ENCODERS = (ANALOG, BERNOULLI, PHASE_ENCODER)
 ENCODER_CODES = {name: code for code, name in enumerate(ENCODERS)}
+#: Names users know an encoder by, accepted by the API and the CLI and normalised there (results, manifests and
+#: reports name the encoder itself); never a value of a file's `encoding` attribute.
+ENCODER_ALIASES = {"poisson": BERNOULLI}
 #: The input values each encoder reads, (low, high) inclusive (docs/semantics.md, Input encoders).
 ENCODER_RANGES = {ANALOG: (-math.inf, math.inf), BERNOULLI: (-1.0, 1.0), PHASE_ENCODER: (0.0, 1.0)}
 #: Readout modes.

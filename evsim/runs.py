@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -38,37 +38,45 @@ class ResumeError(EvsimError):
 def run_to_file(network: Network, output, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None,
                 *, ann_outputs: Optional[np.ndarray] = None, resume: bool = False, chunk_size: int = DEFAULT_CHUNK,
                 progress: bool = False, dtype: str = "float32", threads: Optional[int] = None,
-                **options) -> SimulationResult:
+                report: Optional[Callable[[str], None]] = None, **options) -> SimulationResult:
     """Simulate `network`, streaming finished chunks to disk; return the whole result.
 
     `inputs`/`labels`/`ann_outputs` default to the network's own samples;
     `options` are the fields of `RunOptions` (timesteps, encoder, seed, ...).
+    The result carries the run's manifest (`SimulationResult.manifest`), so that `resume=True` on a finished
+    `output` keeps it when it is the same run (network, inputs, options), without simulating, and refuses it
+    otherwise. `report` is told, in a sentence, when a finished run is kept and before the engine compiles.
     """
     samples = resolve_samples(network, inputs, labels, ann_outputs=ann_outputs)
     run = RunOptions(**options).for_network(network)
     partial = Path(f"{output}.partial")
     manifest = {**_manifest(network, samples, run, dtype), "chunk_size": int(chunk_size)}
+    if resume and not partial.exists() and Path(output).exists():
+        kept = _finished_run(Path(output), manifest)
+        if report:
+            report(f"{output}: already finished with the same network, inputs and options; kept (nothing simulated)")
+        return kept
     n = len(samples.inputs)
     done = _start_or_resume(partial, manifest, resume, n)
-    simulator = None
     try:
         from tqdm.auto import tqdm
 
+        left = [start for start in range(0, n, chunk_size) if start not in done]
+        simulator = Simulator(network, dtype=dtype, threads=threads, report=report) if left else None  # before the bar
         with tqdm(total=n, initial=sum(len(ids) for ids in done.values()), unit="sample",
                   disable=not progress, leave=False) as bar:
-            for start in range(0, n, chunk_size):
+            for start in left:
                 ids = np.arange(start, min(start + chunk_size, n))
-                if start in done:
-                    continue
-                simulator = simulator or Simulator(network, dtype=dtype, threads=threads)
                 part = simulator.run_options(_take(samples, ids), run, sample_ids=ids)
                 _write_atomically(part, partial / f"chunk-{start:09d}-{ids[-1] + 1:09d}.h5")
                 done[start] = ids
                 bar.update(len(ids))
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"interrupted: {sum(len(i) for i in done.values())} of {n} samples are "
-                                f"saved in {partial}; run again with resume to finish") from None
+                                f"saved in {partial}; run the same command again with --resume (resume=True from "
+                                "Python) to finish") from None
     result = merge_results([load_result(_chunk_path(partial, start)) for start in sorted(done)])
+    result.manifest = manifest
     _write_atomically(result, Path(output))
     shutil.rmtree(partial)
     return result
@@ -87,6 +95,27 @@ def _manifest(network: Network, samples: RunSamples, run: RunOptions, dtype: str
             **run.manifest(), "dtype": str(np.dtype(dtype))}
 
 
+#: Manifest entries that change no result: a finished run made with another chunk size is the same run.
+_RESULT_NEUTRAL = ("chunk_size",)
+
+
+def _finished_run(output: Path, manifest: dict) -> SimulationResult:
+    """The finished result in `output` when its manifest is this run's; a ResumeError naming what differs otherwise."""
+    result = load_result(output)
+    if not result.manifest:
+        raise ResumeError(f"{output}: a finished result without a run manifest (saved by an older evsim, or not by a "
+                          "streamed run): it cannot be told to be this run; delete it, or run without --resume")
+    differ = _differences(result.manifest, manifest, ignore=_RESULT_NEUTRAL)
+    if differ:
+        raise ResumeError(f"{output}: a finished run with other {', '.join(differ)} than this one; --resume keeps "
+                          "only the same run: run without --resume to replace it, or write elsewhere")
+    return result
+
+
+def _differences(saved: dict, manifest: dict, ignore=()) -> list[str]:
+    return sorted(k for k in set(saved) | set(manifest) if k not in ignore and saved.get(k) != manifest.get(k))
+
+
 def _start_or_resume(partial: Path, manifest: dict, resume: bool, n: int) -> dict:
     """Finished chunks by first sample index; creates the partial folder for a new run."""
     if partial.exists() and not resume:
@@ -99,7 +128,7 @@ def _start_or_resume(partial: Path, manifest: dict, resume: bool, n: int) -> dic
         saved = json.loads((partial / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ResumeError(f"{partial}/manifest.json: unreadable ({err})") from None
-    differ = sorted(k for k in set(saved) | set(manifest) if saved.get(k) != manifest.get(k))
+    differ = _differences(saved, manifest)
     if differ:
         raise ResumeError(f"{partial}: the interrupted run differs from this one in {', '.join(differ)}; "
                           "resume it with the same file, inputs and options, or delete the folder")

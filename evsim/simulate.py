@@ -16,7 +16,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numba
 import numpy as np
@@ -25,11 +25,14 @@ from evsim import kinds
 from evsim.analysis.metrics import cosine_similarity, mean_abs_difference, readout_estimates, step_weights
 from evsim.counters import NOT_COUNTED, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS
 from evsim.engine.plan import P_NOFF, P_SIZE, Workspace, build_plan, chw_of_internal, workspace
+from evsim.engine.jit import is_ready
 from evsim.engine.scheduler import run_batch
 from evsim.errors import SimulationInputError
 from evsim.network import Network
 from evsim.result import SimulationResult
 
+#: Said (through `report`) before the engine compiles: the first run of a dtype, or after evsim changed.
+COMPILE_NOTICE = "compiling the engine, first run only, ~30 s (later runs load it from Numba's cache)"
 #: A run of more steps than this is refused as a likely typo (memory grows with T).
 MAX_TIMESTEPS = 1 << 20
 
@@ -38,7 +41,7 @@ MAX_TIMESTEPS = 1 << 20
 class RunOptions:
     """What one run is, apart from its samples: the fields a resumable run's manifest records.
 
-    encoder: `analog`, `bernoulli` or `phase` (None: the input population's `encoding`).
+    encoder: `analog`, `bernoulli` (alias `poisson`) or `phase` (None: the input population's `encoding`).
     seed: the Bernoulli stream's seed; each sample's stream is keyed by (seed, sample index).
     batch_size: samples per call of the parallel driver (default: 4 per thread, at least 16).
     record_spikes / record_trace / record_counts: keep spike trains, the readout after every step,
@@ -55,13 +58,15 @@ class RunOptions:
 
     def for_network(self, network: Network) -> "RunOptions":
         """These options with the encoder settled (the input population's by default), checked."""
-        options = dataclasses.replace(self, encoder=self.encoder or network.input.encoding)
+        encoder = kinds.ENCODER_ALIASES.get(self.encoder, self.encoder) or network.input.encoding
+        options = dataclasses.replace(self, encoder=encoder)
         options.check()
         return options
 
     def check(self) -> None:
-        if self.encoder is not None and self.encoder not in kinds.ENCODERS:
-            raise SimulationInputError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(kinds.ENCODERS)}")
+        if self.encoder is not None and self.encoder not in kinds.ENCODERS and self.encoder not in kinds.ENCODER_ALIASES:
+            names = ", ".join([*kinds.ENCODERS, *(f"{a} (= {e})" for a, e in kinds.ENCODER_ALIASES.items())])
+            raise SimulationInputError(f"unknown encoder {self.encoder!r}; choose one of {names}")
         if not (_is_int(self.timesteps) and 1 <= self.timesteps <= MAX_TIMESTEPS):
             raise SimulationInputError(f"timesteps must be an integer from 1 to {MAX_TIMESTEPS}, not {self.timesteps!r}")
         if not (_is_int(self.seed) and 0 <= self.seed < 2**63):
@@ -113,13 +118,15 @@ class Simulator:
 
     dtype: float32 or float64, the precision of membrane potentials and weights.
     threads: worker threads (default: all cores); results do not depend on it.
+    report: told `COMPILE_NOTICE` before the engine compiles (not when it loads from Numba's cache).
 
     Streaming one sample per call costs the simulation and little more: the
     plan is built and the engine compiled (or loaded from Numba's disk cache)
     here, once.
     """
 
-    def __init__(self, network: Network, *, dtype: str = "float32", threads: Optional[int] = None):
+    def __init__(self, network: Network, *, dtype: str = "float32", threads: Optional[int] = None,
+                 report: Optional[Callable[[str], None]] = None):
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise SimulationInputError(f"dtype must be float32 or float64, not {dtype}")
         if threads is not None and not (1 <= threads <= numba.config.NUMBA_NUM_THREADS):
@@ -133,8 +140,12 @@ class Simulator:
         self.plan = build_plan(network, dtype=np.dtype(dtype))
         # An empty batch compiles the driver (or loads it from the disk cache) before any timed run.
         options = RunOptions(timesteps=1).for_network(network)
-        run_batch(self.plan, self._workspace(), np.zeros((0, network.input.size)), np.zeros((0, 0), np.int8), np.zeros(0, np.int64), 0,
-                  kinds.ENCODER_CODES[options.encoder], 1, *_Accumulator(self, 0, options, None).allocate(0))
+        args = (self.plan, self._workspace(), np.zeros((0, network.input.size)), np.zeros((0, 0), np.int8),
+                np.zeros(0, np.int64), 0, kinds.ENCODER_CODES[options.encoder], 1,
+                *_Accumulator(self, 0, options, None).allocate(0))
+        if report is not None and not is_ready(run_batch, args):
+            report(COMPILE_NOTICE)
+        run_batch(*args)
         self._startup = time.perf_counter() - started  # reported by the first run
 
     def run(self, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *, timesteps: int,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -33,7 +33,8 @@ COMPARED_COUNTS = ("events", "synaptic_ops", "ac_ops", "scaled_ops", "pool_ops",
 def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Optional[np.ndarray] = None,
                    labels: Optional[np.ndarray] = None, *, names: Optional[Sequence[str]] = None,
                    n_samples: Optional[int] = None, dtype: str = "float32", threads: Optional[int] = None,
-                   progress: bool = False, **options) -> list[SimulationResult]:
+                   progress: bool = False, report: Optional[Callable[[str], None]] = None,
+                   **options) -> list[SimulationResult]:
     """One result per run, all on the same samples.
 
     A `Network` is simulated (`options`: the fields of `RunOptions`); a saved
@@ -41,7 +42,7 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     or else the first network's own samples (its first `n_samples`). Each
     network is given its own `/ann/outputs` when it runs its own samples, for
     the agreement measures. `names` (default: run 1, run 2, ...) name the runs
-    in errors.
+    in errors; `report` is told before the engine compiles (`Simulator`).
     """
     names = list(names) if names is not None else [f"run {i + 1}" for i in range(len(runs))]
     options["timesteps"] = _common_timesteps(runs, names, options.get("timesteps"))
@@ -59,8 +60,8 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     for run in runs:
         if isinstance(run, Network):
             samples = RunSamples(inputs, labels, _own_ann_outputs(run, inputs))
-            results.append(Simulator(run, dtype=dtype, threads=threads).run_options(samples, run_options,
-                                                                                      progress=progress))
+            simulator = Simulator(run, dtype=dtype, threads=threads, report=report)
+            results.append(simulator.run_options(samples, run_options, progress=progress))
         else:
             results.append(run)
     _check_same_samples(results, names)
