@@ -312,8 +312,24 @@ def inspect(file, as_json):
         acc = info["ann"]["accuracy"]
         click.echo(f"ANN: {info['ann']['macs'] or 0:,} MACs per sample, accuracy "
                    f"{'unknown' if acc is None else f'{100 * acc:.2f}%'}")
+    readout = info["readout"]
+    scale = "none (rates are read as they are)" if readout["output_scale"] is None else _short(readout["output_scale"])
+    click.echo(f"Readout: {readout['population']} ({readout['kind']}"
+               + (f", mode {readout['mode']}" if readout["mode"] else "") + f"), output_scale {scale}")
     if info["meta"]:
-        click.echo("Conversion: " + json.dumps(info["meta"].get("conversion", info["meta"]))[:400])
+        click.echo("Conversion:")
+        for line in _conversion_lines(info["meta"]):
+            click.echo(line)
+
+
+def _conversion_lines(meta: dict) -> list[str]:
+    """The conversion metadata's plain entries in full, one per line; the structured ones named (all of it: --json)."""
+    plain = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}
+    nested = [k for k in meta if k not in plain]
+    lines = [f"  {key}: {value}" for key, value in plain.items()]
+    if nested:
+        lines.append(f"  (also {', '.join(nested)}: evsim inspect --json shows them)")
+    return lines
 
 
 def _short(value):

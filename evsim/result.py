@@ -41,6 +41,7 @@ class SimulationResult:
     abs_difference: Optional[np.ndarray] = None  # [n, T] mean |estimate - ANN output|
     population_kinds: list[str] = field(default_factory=list)
     projection_kinds: list[str] = field(default_factory=list)
+    projection_targets: list[str] = field(default_factory=list)  # each projection's target (empty in older files)
     population_sizes: list[int] = field(default_factory=list)  # neurons per population (empty in older result files)
     ann_macs: Optional[int] = None
     ann_accuracy: Optional[float] = None

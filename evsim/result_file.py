@@ -28,7 +28,7 @@ from evsim.kinds import ENCODERS, POPULATION_KINDS, PROJECTION_KINDS
 from evsim.result import SimulationResult
 
 RESULT_FORMAT = "evsim-result"
-#: 2: SIN counters and the pop_values family; 3: the run's manifest (`manifest` in `fields`).
+#: 2: SIN counters and the pop_values family; 3: the run's manifest and the projections' targets (in `fields`).
 RESULT_VERSION = 3
 READ_VERSIONS = (2, 3)
 #: Elements of all datasets of one result file, checked from their shapes before any is read (32 GiB as int64).
@@ -112,6 +112,7 @@ FIELDS = {
     "threads": (lambda v: _integer(v) and v >= 1, "an integer >= 1", False, 2),
     "dtype": (lambda v: v in ("float32", "float64"), "float32 or float64", False, 2),
     "sin_populations": (_names, "a list of population names", False, 2),
+    "projection_targets": (_names, "a list of population names", False, 3),
     "manifest": (lambda v: isinstance(v, dict), "a JSON object", False, 3),
 }
 
@@ -244,9 +245,14 @@ def _result_reader():
             if sizes and len(sizes) != len(fields["populations"]):
                 self.fail("/", f"attribute 'fields': population_sizes has {len(sizes)} entries for "
                           f"{len(fields['populations'])} populations")
-            unknown = sorted(set(fields.get("sin_populations", [])) - set(fields["populations"]))
-            if unknown:
-                self.fail("/", f"attribute 'fields': sin_populations names {', '.join(unknown)}, not populations")
+            for names in ("sin_populations", "projection_targets"):
+                unknown = sorted(set(fields.get(names, [])) - set(fields["populations"]))
+                if unknown:
+                    self.fail("/", f"attribute 'fields': {names} names {', '.join(unknown)}, not populations")
+            targets = fields.get("projection_targets", [])
+            if targets and len(targets) != len(fields["projections"]):
+                self.fail("/", f"attribute 'fields': projection_targets has {len(targets)} entries for "
+                          f"{len(fields['projections'])} projections")
 
         def dimensions(self, fields: dict, datasets: dict) -> dict:
             """The sizes every dataset's shape is checked against: n and T from /pred, N from /readout_v."""

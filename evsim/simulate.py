@@ -446,6 +446,7 @@ class _Accumulator:
             population_kinds=[p.kind for p in network.populations],
             population_sizes=[p.size for p in network.populations],
             projection_kinds=[q.kind for q in network.projections],
+            projection_targets=[q.target for q in network.projections],
             timesteps=self.T, encoder=options.encoder, seed=int(options.seed), pred=self.pred, labels=labels,
             readout_v=self.readout_v[:, -1], readout_mass=self.readout_mass[:, -1], readout_estimate=self.estimate,
             ann_outputs=self.ann_outputs, cosine=self.cosine, abs_difference=self.abs_difference,
