@@ -157,7 +157,8 @@ def _name(node) -> str:
 
 #: Words for the layers of an `nn.Sequential`, numbered in order: conv1, conv2, pool1, fc1 (not fx's `_0`, `_3`).
 _SEQUENTIAL_WORDS = {"Conv2d": "conv", "Linear": "fc", "AvgPool2d": "pool", "MaxPool2d": "pool", "BatchNorm2d": "bn",
-                     "BatchNorm1d": "bn", "TrainableClip": "clip", "ReLU": "relu", "LeakyReLU": "relu", "Flatten": "flatten", "Dropout": "dropout"}
+                     "BatchNorm1d": "bn", "TrainableClip": "clip", "ReLU": "relu", "LeakyReLU": "relu",
+                     "Flatten": "flatten", "Dropout": "dropout"}
 
 
 def name_nodes(graph_module) -> None:
@@ -173,7 +174,8 @@ def name_nodes(graph_module) -> None:
         if node.op == "call_module":
             *parents, last = str(node.target).split(".")
             if last.isdigit():
-                word = _SEQUENTIAL_WORDS.get(type(modules[node.target]).__name__, type(modules[node.target]).__name__.lower())
+                kind = type(modules[node.target]).__name__
+                word = _SEQUENTIAL_WORDS.get(kind, kind.lower())
                 prefix = "_".join(parents)
                 counts[prefix, word] = counts.get((prefix, word), 0) + 1
                 name = f"{prefix}_{word}{counts[prefix, word]}" if prefix else f"{word}{counts[prefix, word]}"
