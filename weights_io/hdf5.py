@@ -403,9 +403,18 @@ class _Reader:
         return self.floats(dset)
 
     def meta(self, group: h5py.Group) -> dict:
+        """Free JSON, but for the entries evsim reads back (`calibration_range`: a run checks its inputs against it)."""
         self.check_attrs(group, ("conversion",))
         self.members(group, ())
-        return self.json(group, "conversion")
+        meta = self.json(group, "conversion")
+        if "calibration_range" in meta:
+            value = meta["calibration_range"]
+            numbers = isinstance(value, list) and len(value) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            if not numbers or value[0] > value[1]:
+                self.fail(group.name, f"conversion entry calibration_range must be [min, max], two finite numbers with "
+                          f"min <= max; found {json.dumps(value)[:60]}")
+        return meta
 
     # -- attributes --------------------------------------------------------
 
