@@ -186,10 +186,10 @@ def format_comparison(table: dict) -> str:
     rows += [(f"accuracy t={t}", [_percent(r["accuracy"][str(t)]) for r in runs]) for t in table["steps"]]
     for i, tolerance in enumerate(table["tolerances"]):
         label = f"within {100 * tolerance:g} pt"
-        rows.append((f"latency {label}", [_number(r["latency"][i]["t"], "{:d}") for r in runs]))
-        rows.append(("  events to get there", [_number(r["latency"][i].get("events")) for r in runs]))
-        rows.append(("  energy to get there (uJ)",
-                     [_number(_micro(r["latency"][i].get("energy_pj")), "{:,.3f}") for r in runs]))
+        reached = [_latency_row(r, i) for r in runs]
+        rows.append((f"latency {label}", [_number(row.get("t"), "{:d}") for row in reached]))
+        rows.append(("  events to get there", [_number(row.get("events")) for row in reached]))
+        rows.append(("  energy to get there (uJ)", [_number(_micro(row.get("energy_pj")), "{:,.3f}") for row in reached]))
     rows += [(f"{counter} / sample", [_number(r["per_sample"][counter]) for r in runs]) for counter in COMPARED_COUNTS]
     rows.append((f"energy / sample (uJ, {table['profile']['name']})",
                  [_number(_micro(r["energy_pj_per_sample"]), "{:,.3f}") for r in runs]))
@@ -199,13 +199,18 @@ def format_comparison(table: dict) -> str:
         rows.append((f"{label} / first", [_number(r["ratio_to_first"][key], "{:.3f}") for r in runs]))
     for tolerance in table["tolerances"]:
         key = f"latency_{_tolerance_label(tolerance)}_t"
-        rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"][key], "{:.3f}")
+        rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"].get(key), "{:.3f}")
                                                                 for r in runs]))
     head = max(len(label) for label, _ in rows)
     width = max(12, *(len(cell) for _, cells in rows for cell in cells))
     header = f"{table['n_samples']} samples; energy profile {table['profile']['name']}; ratios are to the first run"
     return "\n".join([header] + [f"{label:<{head}}  " + "  ".join(f"{c:>{width}}" for c in cells)
                                  for label, cells in rows])
+
+
+def _latency_row(run: dict, i: int) -> dict:
+    """A run's latency at tolerance `i`; {} when it has none (no labels, or no ANN accuracy to reach)."""
+    return run["latency"][i] if i < len(run["latency"]) else {}
 
 
 def _percent(value) -> str:
