@@ -234,9 +234,10 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     data, labels = load_inputs(inputs) if inputs else (None, None)
     runs = [load_result(f) if is_result_file(f) else read_network(f) for f in files]
     given = click.get_current_context().get_parameter_source("timesteps") is not ParameterSource.DEFAULT
-    results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
-                             timesteps=timesteps if given else None, encoder=encoder, seed=seed, threads=threads,
-                             dtype=dtype, progress=_show_progress(progress), report=_tell)
+    with _blaming(inputs) if inputs else contextlib.nullcontext():
+        results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
+                                 timesteps=timesteps if given else None, encoder=encoder, seed=seed, threads=threads,
+                                 dtype=dtype, progress=_show_progress(progress), report=_tell)
     table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
     click.echo(format_comparison(table))
     if json_path:
