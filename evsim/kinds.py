@@ -50,6 +50,20 @@ class Attribute:
     required_meaning: str = ""
 
 
+@dataclass(frozen=True)
+class Parameter:
+    """A neuron-parameter dataset a kind has beyond NEURON_PARAMETERS (scalar, [C] or full shape, like them).
+
+    `since` and `when` mean what they mean for an `Attribute`: the format
+    version that introduced it, and where it is defined at all (a
+    condition on the element's attributes, stated by `meaning`)."""
+
+    name: str
+    since: int = 1
+    when: Optional[Callable] = None
+    meaning: str = ""
+
+
 # -- enumerations ------------------------------------------------------------------
 
 #: Codings of a population (docs/semantics.md, Coding), and the codes the engine uses.
@@ -108,6 +122,10 @@ def _spikes_mode(fields):
     return fields.get("mode") == SPIKES
 
 
+def _resets_to_value(fields):
+    return fields.get("reset") == TO_VALUE
+
+
 @dataclass(frozen=True)
 class PopulationKind:
     name: str
@@ -119,6 +137,7 @@ class PopulationKind:
     fires_in_mode: Optional[tuple[str, ...]] = None  # None: fires always (membrane) or never; else the modes that fire
     emits: str = "own"  # whose events it emits: "own" (counted as events), "encoded" (input events), "relayed"
     description: str = ""
+    parameters: tuple[Parameter, ...] = ()  # neuron-parameter datasets beyond NEURON_PARAMETERS (membrane kinds)
 
     def fires(self, mode: str) -> bool:
         """Whether a population of this kind (in readout `mode`) compares against thresholds."""
@@ -132,14 +151,18 @@ class PopulationKind:
 
     @property
     def datasets(self) -> tuple[str, ...]:
-        return NEURON_PARAMETERS if self.membrane else ()
+        """Every dataset the kind may hold, in any version."""
+        return (*NEURON_PARAMETERS, *(p.name for p in self.parameters)) if self.membrane else ()
 
 
 INPUT = PopulationKind("input", 0, (Attribute("encoding", "string", ANALOG, choices=ENCODERS),), membrane=False,
                        emits="encoded", description="the source of a sample: emits what the encoder gives")
 IF = PopulationKind("if", 1, (_MAX_COEFF, _BIAS_ONSET, Attribute("reset", "string", SUBTRACT, choices=RESETS, since=3),
                               Attribute("fire_when", "string", GE, choices=FIRE_RULES, since=3)), membrane=True,
-                    description="integrate-and-fire, reset by subtraction (single or double threshold, augmented)")
+                    parameters=(Parameter("v_reset", since=3, when=_resets_to_value,
+                                          meaning="an if population with reset = value"),),
+                    description="integrate-and-fire, reset by subtraction or to a value (single or double threshold, "
+                                "augmented)")
 BIF = PopulationKind("bif", 2, (_MAX_COEFF, _BIAS_ONSET, Attribute("drive", "string", SPLIT, choices=DRIVES, since=2)),
                      membrane=True, units=2, tags="own",
                      description="BSNN's bistable pair: A and B units, phase-gated")

@@ -292,7 +292,7 @@ def _result_reader():
                 value = dset[()]
             self.check_all(dset.name, (value >= rule.minimum) & (value < high), value,
                            f"must be in [{rule.minimum}, {high})" if rule.below else f"must be >= {rule.minimum}")
-            return value.astype(np.int64) if value.dtype != np.int64 else value
+            return value  # as stored: a round trip keeps every field's dtype (the writer stores what the run held)
 
         def spike_datasets(self, root: h5py.File, fields: dict, dims: dict) -> dict:
             """The recorded spike trains: /spikes/<population>/<tag>/{coef, value}, each [n, T, *shape]."""

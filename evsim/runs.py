@@ -9,10 +9,12 @@ process. `resume=True` checks the manifest, keeps every finished chunk and
 runs only the missing samples; the merged result equals an uninterrupted
 run's (counts are integers; per-sample arrays are placed by sample index).
 When all samples are done the result is written to `OUTPUT` and the folder
-removed.
+removed. With a Dask `client` the chunks run on its cluster (evsim/distributed.py)
+and are written as they arrive, in any order.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,12 +39,13 @@ class ResumeError(EvsimError):
 
 def run_to_file(network: Network, output, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None,
                 *, ann_outputs: Optional[np.ndarray] = None, resume: bool = False, chunk_size: int = DEFAULT_CHUNK,
-                progress: bool = False, dtype: str = "float32", threads: Optional[int] = None,
+                progress: bool = False, dtype: str = "float32", threads: Optional[int] = None, client=None,
                 report: Optional[Callable[[str], None]] = None, **options) -> SimulationResult:
     """Simulate `network`, streaming finished chunks to disk; return the whole result.
 
     `inputs`/`labels`/`ann_outputs` default to the network's own samples;
-    `options` are the fields of `RunOptions` (timesteps, encoder, seed, ...).
+    `options` are the fields of `RunOptions` (timesteps, encoder, seed, ...);
+    `client`: a Dask client whose cluster runs the chunks.
     The result carries the run's manifest (`SimulationResult.manifest`), so that `resume=True` on a finished
     `output` keeps it when it is the same run (network, inputs, options), without simulating, and refuses it
     otherwise. `report` is told, in a sentence, when a finished run is kept and before the engine compiles.
@@ -58,18 +61,20 @@ def run_to_file(network: Network, output, inputs: Optional[np.ndarray] = None, l
         return kept
     n = len(samples.inputs)
     done = _start_or_resume(partial, manifest, resume, n)
+    missing = [np.arange(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size) if start not in done]
     try:
         from tqdm.auto import tqdm
 
-        left = [start for start in range(0, n, chunk_size) if start not in done]
-        simulator = Simulator(network, dtype=dtype, threads=threads, report=report) if left else None  # before the bar
-        with tqdm(total=n, initial=sum(len(ids) for ids in done.values()), unit="sample",
-                  disable=not progress, leave=False) as bar:
-            for start in left:
-                ids = np.arange(start, min(start + chunk_size, n))
-                part = simulator.run_options(_take(samples, ids), run, sample_ids=ids)
-                _write_atomically(part, partial / f"chunk-{start:09d}-{ids[-1] + 1:09d}.h5")
-                done[start] = ids
+        if client is None:  # the simulator before the bar: its compile notice comes first
+            simulator = Simulator(network, dtype=dtype, threads=threads, report=report) if missing else None
+            chunks = _local_chunks(simulator, samples, run, missing)
+        else:
+            chunks = _cluster_chunks(client, network, samples, run, missing, dtype, threads)
+        with tqdm(total=n, initial=n - sum(len(ids) for ids in missing), unit="sample",
+                  disable=not progress, leave=False) as bar, contextlib.closing(chunks):  # closing: cancels a cluster's tasks
+            for ids, part in chunks:
+                _write_atomically(part, partial / f"chunk-{ids[0]:09d}-{ids[-1] + 1:09d}.h5")
+                done[int(ids[0])] = ids
                 bar.update(len(ids))
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"interrupted: {sum(len(i) for i in done.values())} of {n} samples are "
@@ -82,8 +87,20 @@ def run_to_file(network: Network, output, inputs: Optional[np.ndarray] = None, l
     return result
 
 
-def _take(samples: RunSamples, ids: np.ndarray) -> RunSamples:
-    return RunSamples(*(None if array is None else array[ids] for array in samples))
+def _local_chunks(simulator: Optional[Simulator], samples: RunSamples, run: RunOptions, missing: list):
+    """Each missing chunk's sample indices and result, run here in order."""
+    for ids in missing:
+        yield ids, simulator.run_options(samples.take(ids), run, sample_ids=ids)
+
+
+def _cluster_chunks(client, network, samples: RunSamples, run: RunOptions, missing: list, dtype, threads):
+    """Each missing chunk's sample indices and result, run on the cluster, as they finish."""
+    from evsim import distributed
+
+    jobs = [distributed.Job(network, samples)]
+    for chunk, part in distributed.finished_chunks(client, jobs, [distributed.Chunk(0, ids) for ids in missing], run,
+                                                   dtype=dtype, threads=threads):
+        yield chunk.rows, part
 
 
 def _manifest(network: Network, samples: RunSamples, run: RunOptions, dtype: str) -> dict:

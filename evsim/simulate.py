@@ -92,6 +92,10 @@ class RunSamples(NamedTuple):
     labels: Optional[np.ndarray]
     ann_outputs: Optional[np.ndarray]
 
+    def take(self, rows: np.ndarray) -> "RunSamples":
+        """These samples' rows `rows`."""
+        return RunSamples(*(None if array is None else array[rows] for array in self))
+
 
 def resolve_samples(network: Network, inputs=None, labels=None, n: Optional[int] = None,
                     ann_outputs=None) -> RunSamples:
@@ -127,8 +131,7 @@ class Simulator:
 
     def __init__(self, network: Network, *, dtype: str = "float32", threads: Optional[int] = None,
                  report: Optional[Callable[[str], None]] = None):
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise SimulationInputError(f"dtype must be float32 or float64, not {dtype}")
+        check_dtype(dtype)
         if threads is not None and not (1 <= threads <= numba.config.NUMBA_NUM_THREADS):
             raise SimulationInputError(f"threads must be from 1 to {numba.config.NUMBA_NUM_THREADS}, not {threads}")
         self.network = network
@@ -152,7 +155,8 @@ class Simulator:
             encoder: Optional[str] = None, seed: int = 0, batch_size: Optional[int] = None,
             record_spikes: bool = False, record_trace: bool = False, record_counts: bool = False,
             progress: bool = False, ann_outputs: Optional[np.ndarray] = None,
-            sample_ids: Optional[np.ndarray] = None, ann_signs=None) -> SimulationResult:
+            sample_ids: Optional[np.ndarray] = None, ann_signs=None, client=None,
+            chunk_size: Optional[int] = None) -> SimulationResult:
         """Simulate `inputs` (default: the network's own samples) for `timesteps` steps (`RunOptions` says
         what the other options mean).
 
@@ -164,22 +168,28 @@ class Simulator:
         spikes of inactivated neurons (docs/accounting.md): a mapping {population: [n, *shape]}, or a
         function of a batch of inputs [b, *input shape] returning such a mapping for it (so that they
         are computed batch by batch, in bounded memory: `evsim.weights_io.ann_signs`).
+        client: a `distributed.Client`: the run is spread over its cluster, one task per `chunk_size`
+        samples (default 64), and merged as a streamed run's chunks are (evsim/distributed.py); the
+        result is the local run's.
         """
         options = RunOptions(timesteps=timesteps, encoder=encoder, seed=seed, batch_size=batch_size,
                              record_spikes=record_spikes, record_trace=record_trace, record_counts=record_counts)
         return self.run_options(resolve_samples(self.network, inputs, labels, ann_outputs=ann_outputs), options,
-                                progress=progress, sample_ids=sample_ids, ann_signs=ann_signs)
+                                progress=progress, sample_ids=sample_ids, ann_signs=ann_signs, client=client,
+                                chunk_size=chunk_size)
 
     def run_options(self, samples: RunSamples, options: RunOptions, *, progress: bool = False,
-                    sample_ids: Optional[np.ndarray] = None, ann_signs=None) -> SimulationResult:
+                    sample_ids: Optional[np.ndarray] = None, ann_signs=None, client=None,
+                    chunk_size: Optional[int] = None) -> SimulationResult:
         """`run`, with the samples and options already gathered."""
         network = self.network
-        options = options.for_network(network)
+        options = check_run(network, samples, options)
+        if client is not None:
+            from evsim import distributed
+
+            return distributed.run_all(client, [distributed.Job(network, samples, sample_ids, ann_signs)], options,
+                                       dtype=self.dtype, threads=None, chunk_size=chunk_size, progress=progress)[0]
         inputs, labels, ann_outputs = samples
-        if ann_outputs is not None and np.shape(ann_outputs) != (len(inputs), network.output_population.size):
-            raise SimulationInputError(f"ann_outputs have shape {np.shape(ann_outputs)}; expected "
-                                       f"[{len(inputs)}, {network.output_population.size}]")
-        check_samples(network, samples, options)
         started = time.perf_counter()
         flat = inputs.reshape(inputs.shape[0], -1).astype(np.float64)[:, self.plan.input_chw]
         ids = np.arange(len(flat), dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, dtype=np.int64)
@@ -238,13 +248,24 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
     return Simulator(network, dtype=dtype, threads=threads).run(inputs, labels, timesteps=timesteps, **options)
 
 
-def check_samples(network: Network, samples: RunSamples, options: RunOptions) -> None:
-    """Whether samples fit a network and a run (shape, type, range, labels, the encoder's range), before any work;
-    warns (`InputRangeWarning`) when the inputs fall outside the range the network was calibrated on."""
+def check_dtype(dtype) -> None:
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise SimulationInputError(f"dtype must be float32 or float64, not {dtype}")
+
+
+def check_run(network: Network, samples: RunSamples, options: RunOptions) -> RunOptions:
+    """The options with the encoder settled, once the samples are checked against the network and the options
+    (shape, type, range, labels, the ANN's outputs, the encoder's range), before any work; warns
+    (`InputRangeWarning`) when the inputs fall outside the range the network was calibrated on."""
     options = options.for_network(network)
-    _check_inputs(network, samples.inputs, options.encoder)
-    _check_labels(network, samples.inputs, samples.labels)
-    _warn_outside_calibration(network, samples.inputs)
+    inputs, labels, ann_outputs = samples
+    if ann_outputs is not None and np.shape(ann_outputs) != (len(inputs), network.output_population.size):
+        raise SimulationInputError(f"ann_outputs have shape {np.shape(ann_outputs)}; expected "
+                                   f"[{len(inputs)}, {network.output_population.size}]")
+    _check_inputs(network, inputs, options.encoder)
+    _check_labels(network, inputs, labels)
+    _warn_outside_calibration(network, inputs)
+    return options
 
 
 def _check_inputs(network, inputs, encoder):

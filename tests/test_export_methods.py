@@ -365,8 +365,8 @@ def test_meta_records_the_method_and_reads_back(tmp_path):
     (_dense(nn.ReLU), {"method": "augmapping", "m_aug": -1}, r"m_aug must be an integer >= 1.*got -1"),
     (_dense(nn.ReLU), {"method": "augmapping", "m_aug": 2.5}, r"m_aug must be an integer.*got 2.5"),
     (_dense(nn.ReLU), {"method": "augmapping", "m_aug": True}, r"m_aug must be an integer.*got True"),
-    (_dense(nn.ReLU), {"v_init_fraction": 1.5}, r"v_init_fraction must be in \[0, 1\], got 1.5"),
-    (_dense(nn.ReLU), {"percentile": 0}, r"percentile must be in \(0, 100\], got 0"),
+    (_dense(nn.ReLU), {"v_init_fraction": 1.5}, r"v_init_fraction must be a number in \[0, 1\], got 1.5"),
+    (_dense(nn.ReLU), {"percentile": 0}, r"percentile must be a number in \(0, 100\], got 0"),
     (_dense(nn.ReLU), {"input_encoding": "morse"}, r"input_encoding must be one of .*'morse'"),
     (_dense(lambda: nn.LeakyReLU(0.1)), {},
      r"'fc1': method 'rate-norm' cannot convert leaky_relu\(negative_slope=0.1\) \(it converts relu; "

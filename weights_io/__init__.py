@@ -1,5 +1,5 @@
-"""Reading and writing converted networks (docs/format.md); the exporter (export.py) and the ANN's activations
-for the counts of spikes of inactivated neurons (activity.py) need torch."""
+"""Reading and writing converted networks (docs/format.md), NIR graphs in and out (docs/nir.md); the exporter
+(export.py) and the ANN's activations for the counts of spikes of inactivated neurons (activity.py) need torch."""
 from evsim.weights_io.activity import ann_signs
 from evsim.weights_io.hdf5 import (
     DEFAULT_LIMITS,
@@ -9,5 +9,7 @@ from evsim.weights_io.hdf5 import (
     read_network,
     write_network,
 )
+from evsim.weights_io.nir import from_nir, to_nir  # the nir package is imported only when they are called
 
-__all__ = ["DEFAULT_LIMITS", "ann_signs", "FORMAT_NAME", "FORMAT_VERSION", "FormatLimits", "read_network", "write_network"]
+__all__ = ["DEFAULT_LIMITS", "ann_signs", "FORMAT_NAME", "FORMAT_VERSION", "FormatLimits", "from_nir", "read_network",
+           "to_nir", "write_network"]

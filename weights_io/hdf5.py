@@ -1,4 +1,4 @@
-"""The converted-network file (HDF5), format versions 1 and 2: reader, validator and writer.
+"""The converted-network file (HDF5), format versions 1 to 3: reader, validator and writer.
 
 docs/format.md is the contract this module implements. The reader checks
 every rule stated there while it reads, and every violation is a
@@ -53,6 +53,7 @@ from evsim.kinds import (
     PROJECTION_ATTRIBUTES,
     PROJECTION_KINDS,
     READOUT,
+    PopulationKind,
     RELAY,
     REQUIRED,
     SPARSE,
@@ -61,7 +62,7 @@ from evsim.kinds import (
 from evsim.network import AnnInfo, Network, Population, Projection, Samples
 
 FORMAT_NAME = "evsim"
-FORMAT_VERSION = 2  # the newest version this module reads; it writes the lowest one that holds a network
+FORMAT_VERSION = 3  # the newest version this module reads; it writes the lowest one that holds a network
 
 
 @dataclass(frozen=True)
@@ -195,14 +196,28 @@ class _Reader:
     def population(self, group: h5py.Group) -> Population:
         spec = POPULATION_KINDS[self.text(group, "kind", choices=tuple(POPULATION_KINDS))]
         attrs = self.kind_attributes(group, POPULATION_ATTRIBUTES + spec.attributes)
-        present = self.members(group, spec.datasets)
         fields = self.attributes(group, attrs, {"kind": spec.name})  # the kind: for `Attribute.required_when`
-        for name in present:
+        for name in self.kind_datasets(group, spec, fields):
             fields[name] = self.parameter(group, name, fields["shape"])
         pop = Population(name=_basename(group), **fields)
         if pop.fires and pop.theta_pos is None:
             self.fail(_join(group.name, "theta_pos"), f"missing dataset (required: a {spec.name} population fires)")
         return pop
+
+    def kind_datasets(self, group: h5py.Group, spec: PopulationKind, fields: dict) -> list[str]:
+        """The datasets a population holds, each one its kind has in the file's version and where its condition
+        (`Parameter.when`, on the attributes read into `fields`) holds. A later version's is named as such."""
+        later = {p.name: p.since for p in spec.parameters if p.since > self.version}
+        for name in self.members(group):
+            if name in later:
+                self.fail(_join(group.name, name), f"dataset {name!r} is a version-{later[name]} dataset; this file "
+                          f"declares format_version {self.version}")
+        present = self.members(group, tuple(name for name in spec.datasets if name not in later))
+        for param in spec.parameters:
+            if param.name in present and param.when is not None and not param.when(fields):
+                self.fail(_join(group.name, param.name), f"dataset {param.name!r} is defined only for {param.meaning}, "
+                          f"which {_basename(group)} is not")
+        return present
 
     def shape(self, group: h5py.Group, name: str, default) -> tuple[int, ...]:
         what = "an integer array of length 1 or 3 ([N] or [C, H, W])"
@@ -758,7 +773,7 @@ def _layout(net: Network) -> dict[str, tuple[dict, dict]]:
         "/projections": ({}, {}),
     }
     for pop in net.populations:
-        layout[f"/populations/{pop.name}"] = (_kind_attributes(pop), _fields(pop, pop.spec.datasets))
+        layout[f"/populations/{pop.name}"] = (_kind_attributes(pop), _fields(pop, _parameters(pop)))
     for proj in net.projections:
         layout[f"/projections/{proj.name}"] = (_kind_attributes(proj), _fields(proj, proj.spec.datasets))
     layout["/readout"] = ({"population": net.output}, {"output_scale": net.output_scale})
@@ -806,9 +821,21 @@ def _written(obj) -> tuple[Attribute, ...]:
     return tuple(written)
 
 
+def _parameters(pop: Population) -> tuple[str, ...]:
+    """The neuron-parameter datasets a population may write: its kind's, where defined (`Parameter.when`).
+    A model field that means nothing there (v_reset under reset by subtraction) is left out."""
+    fields = vars(pop)
+    undefined = {p.name for p in pop.spec.parameters if p.when is not None and not p.when(fields)}
+    return tuple(name for name in pop.spec.datasets if name not in undefined)
+
+
 def _version(net: Network) -> int:
-    """The lowest format version that holds `net`: the newest that introduced an attribute it writes (1 if none)."""
-    return max((attr.since for obj in (*net.populations, *net.projections) for attr in _written(obj)), default=1)
+    """The lowest format version that holds `net`: the newest that introduced an attribute or a dataset it writes
+    (1 if none)."""
+    attributes = (attr.since for obj in (*net.populations, *net.projections) for attr in _written(obj))
+    datasets = (param.since for pop in net.populations for param in pop.spec.parameters
+                if param.name in _parameters(pop) and getattr(pop, param.name) is not None)
+    return max((*attributes, *datasets), default=1)
 
 
 def _fields(obj, names: tuple[str, ...]) -> dict:

@@ -33,7 +33,8 @@ COMPARED_COUNTS = ("events", "synaptic_ops", "ac_ops", "scaled_ops", "pool_ops",
 def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Optional[np.ndarray] = None,
                    labels: Optional[np.ndarray] = None, *, names: Optional[Sequence[str]] = None,
                    n_samples: Optional[int] = None, dtype: str = "float32", threads: Optional[int] = None,
-                   progress: bool = False, report: Optional[Callable[[str], None]] = None,
+                   progress: bool = False, client=None, chunk_size: Optional[int] = None,
+                   report: Optional[Callable[[str], None]] = None,
                    **options) -> list[SimulationResult]:
     """One result per run, all on the same samples.
 
@@ -42,7 +43,9 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     or else the first network's own samples (its first `n_samples`). Each
     network is given its own `/ann/outputs` when it runs its own samples, for
     the agreement measures. `names` (default: run 1, run 2, ...) name the runs
-    in errors; `report` is told before the engine compiles (`Simulator`).
+    in errors; `report` is told before the engine compiles (`Simulator`). With a Dask `client`, every network's
+    chunks of `chunk_size` samples are tasks on its cluster at once (evsim/distributed.py); the results are the
+    local runs'.
     """
     names = list(names) if names is not None else [f"run {i + 1}" for i in range(len(runs))]
     options["timesteps"] = _common_timesteps(runs, names, options.get("timesteps"))
@@ -56,14 +59,19 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     elif inputs is not None and n_samples is not None:
         inputs, labels = inputs[:n_samples], None if labels is None else labels[:n_samples]
     run_options = RunOptions(**options)
-    results = []
-    for run in runs:
-        if isinstance(run, Network):
-            samples = RunSamples(inputs, labels, _own_ann_outputs(run, inputs))
-            simulator = Simulator(run, dtype=dtype, threads=threads, report=report)
-            results.append(simulator.run_options(samples, run_options, progress=progress))
-        else:
-            results.append(run)
+    simulated = {i: RunSamples(inputs, labels, _own_ann_outputs(run, inputs)) for i, run in enumerate(runs)
+                 if isinstance(run, Network)}
+    if client is not None:
+        from evsim import distributed
+
+        jobs = [distributed.Job(runs[i], samples, name=names[i]) for i, samples in simulated.items()]
+        done = dict(zip(simulated, distributed.run_all(client, jobs, run_options, dtype=dtype, threads=threads,
+                                                       chunk_size=chunk_size, progress=progress)))
+    else:
+        done = {i: Simulator(runs[i], dtype=dtype, threads=threads, report=report).run_options(
+                    samples, run_options, progress=progress)
+                for i, samples in simulated.items()}
+    results = [done.get(i, run) for i, run in enumerate(runs)]
     _check_same_samples(results, names)
     return results
 
