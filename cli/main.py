@@ -5,13 +5,16 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 import numba
+from click.core import ParameterSource
 
-from evsim import EvsimError, __version__
+from evsim import EvsimError, SimulationInputError, __version__
 from evsim.analysis.compare import compare as compare_runs
 from evsim.analysis.compare import (
     format_comparison,
@@ -20,12 +23,12 @@ from evsim.analysis.compare import (
     write_comparison_json,
 )
 from evsim.analysis.energy import DEFAULT_PROFILE, available_profiles, load_profile
-from evsim.kinds import ENCODERS, PHASE
+from evsim.kinds import ENCODER_ALIASES, ENCODERS, PHASE
 from evsim.analysis.plots import plot_comparison, plot_result, require_matplotlib
 from evsim.analysis.report import describe_network, format_text, write_csv, write_json
 from evsim.result import is_result_file, load_result
 from evsim.runs import DEFAULT_CHUNK, run_to_file
-from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, resolve_samples
+from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, check_run, resolve_samples
 from evsim.weights_io import read_network
 from evsim.weights_io.inputs import load_inputs
 from evsim.weights_io.methods import METHODS, declared_options
@@ -34,14 +37,40 @@ NETWORK_FILE = click.Path(exists=True, dir_okay=False, readable=True)
 
 
 def domain_errors(command):
-    """Turn evsim's own errors into `click.ClickException` (exit 1, one clean line)."""
+    """Turn evsim's own errors into `click.ClickException` (exit 1, one clean line), and warnings into one
+    `Warning: ...` line on stderr (Python's own format quotes a source line)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except EvsimError as err:
-            raise click.ClickException(str(err)) from None
+        shown = set()  # each message once per command (the samples are checked early, and again by the run)
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if str(message) not in shown:
+                shown.add(str(message))
+                click.echo(f"Warning: {message}", err=True)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = show
+            try:
+                return command(*args, **kwargs)
+            except EvsimError as err:
+                raise click.ClickException(str(err)) from None
     return wrapper
+
+
+def prepare_output(path, *, folder: bool = False) -> None:
+    """Before any work: make sure an output can be written (its folder created, no folder in a file's place),
+    so that a run never ends by losing its results."""
+    path = Path(path)
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.ClickException(f"{path}: cannot create the folder {where} ({err.strerror or err})") from None
+    if not folder and path.is_dir():
+        raise click.ClickException(f"{path} is a folder; give a file name")
+    if not os.access(where, os.W_OK):
+        raise click.ClickException(f"{path}: the folder {where} is not writable")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +87,8 @@ def simulation_options(command):
         click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
                      help=".npz or .h5 with `inputs` [n, *shape] and optional `labels` [n] "
                           "(default: the file's /samples)."),
-        click.option("--encoder", type=click.Choice(ENCODERS), help="Input encoder (default: the input population's)."),
+        click.option("--encoder", type=click.Choice([*ENCODERS, *ENCODER_ALIASES]),
+                     help="Input encoder (default: the input population's); poisson is bernoulli's other name."),
         click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                      help="Seed of the Bernoulli encoder (per-sample streams)."),
         click.option("--samples", "-n", "n_samples", type=click.IntRange(1), help="Run only the first N samples."),
@@ -98,14 +128,21 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     profile = load_profile(energy_profile)
     if plot_dir:
         require_matplotlib()  # before the run, not after it
+    for path in (json_path, csv_path, output):
+        if path:
+            prepare_output(path)
+    if plot_dir:
+        prepare_output(plot_dir, folder=True)
     network = read_network(file)
     if not inputs and network.samples is None:
         raise click.UsageError(f"{file} carries no /samples: give --inputs")
     data, labels = load_inputs(inputs) if inputs else (None, None)
-    samples = resolve_samples(network, data, labels, n_samples)
     options = RunOptions(timesteps=timesteps, encoder=encoder, seed=seed)
     if resume and not output:
         raise click.UsageError("--resume needs --output")
+    with _blaming(inputs or file):
+        samples = resolve_samples(network, data, labels, n_samples)
+        check_run(network, samples, options)
     try:
         with _cluster(dask_address) as client:
             result = _simulate(network, samples, options, output=output, resume=resume, chunk_size=chunk_size,
@@ -125,6 +162,15 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     if plot_dir:
         _write_plots(result, plot_dir, title=Path(file).name)
 
+
+
+@contextlib.contextmanager
+def _blaming(path):
+    """Name the file the samples come from in an error about them."""
+    try:
+        yield
+    except SimulationInputError as err:
+        raise EvsimError(f"{path}: {err}") from None
 
 
 def _steps(ctx, param, value):
@@ -181,12 +227,19 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     profile = load_profile(energy_profile)
     if plot_dir:
         require_matplotlib()  # before the runs, not after them
+    for path in (json_path, csv_path):
+        if path:
+            prepare_output(path)
+    if plot_dir:
+        prepare_output(plot_dir, folder=True)
     data, labels = load_inputs(inputs) if inputs else (None, None)
     runs = [load_result(f) if is_result_file(f) else read_network(f) for f in files]
-    with _cluster(dask_address) as client:
+    given = click.get_current_context().get_parameter_source("timesteps") is not ParameterSource.DEFAULT
+    with _cluster(dask_address) as client, _blaming(inputs) if inputs else contextlib.nullcontext():
         results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
-                                 timesteps=timesteps, encoder=encoder, seed=seed, threads=threads, dtype=dtype,
-                                 progress=_show_progress(progress), client=client, chunk_size=chunk_size)
+                                 timesteps=timesteps if given else None, encoder=encoder, seed=seed, threads=threads,
+                                 dtype=dtype, progress=_show_progress(progress), client=client, chunk_size=chunk_size,
+                                 report=_tell)
     table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
     click.echo(format_comparison(table))
     if json_path:
@@ -206,6 +259,11 @@ def _default_names(files) -> list[str]:
     return stems if len(set(stems)) == len(stems) else [str(f) for f in files]
 
 
+def _tell(line: str) -> None:
+    """What the user waits for (the engine compiling, a finished run kept), on stderr."""
+    click.echo(line, err=True)
+
+
 def _cluster(address):
     """A Dask client for `--dask ADDRESS` (closed on exit), or None without the option."""
     if address is None:
@@ -220,13 +278,13 @@ def _simulate(network, samples, options, *, output, resume, chunk_size, dtype, t
     if output:
         return run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
                            resume=resume, chunk_size=chunk_size, dtype=dtype, threads=threads, client=client,
-                           progress=progress, **dataclasses.asdict(options))
+                           progress=progress, report=_tell, **dataclasses.asdict(options))
     if client is not None:
         from evsim.distributed import Job, run_all
 
         return run_all(client, [Job(network, samples)], options, dtype=dtype, threads=threads, chunk_size=chunk_size,
                        progress=progress)[0]
-    return Simulator(network, dtype=dtype, threads=threads).run_options(samples, options, progress=progress)
+    return Simulator(network, dtype=dtype, threads=threads, report=_tell).run_options(samples, options, progress=progress)
 
 
 def _show_progress(progress) -> bool:
@@ -282,8 +340,24 @@ def inspect(file, as_json):
         acc = info["ann"]["accuracy"]
         click.echo(f"ANN: {info['ann']['macs'] or 0:,} MACs per sample, accuracy "
                    f"{'unknown' if acc is None else f'{100 * acc:.2f}%'}")
+    readout = info["readout"]
+    scale = "none (rates are read as they are)" if readout["output_scale"] is None else _short(readout["output_scale"])
+    click.echo(f"Readout: {readout['population']} ({readout['kind']}"
+               + (f", mode {readout['mode']}" if readout["mode"] else "") + f"), output_scale {scale}")
     if info["meta"]:
-        click.echo("Conversion: " + json.dumps(info["meta"].get("conversion", info["meta"]))[:400])
+        click.echo("Conversion:")
+        for line in _conversion_lines(info["meta"]):
+            click.echo(line)
+
+
+def _conversion_lines(meta: dict) -> list[str]:
+    """The conversion metadata's plain entries in full, one per line; the structured ones named (all of it: --json)."""
+    plain = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}
+    nested = [k for k in meta if k not in plain]
+    lines = [f"  {key}: {value}" for key, value in plain.items()]
+    if nested:
+        lines.append(f"  (also {', '.join(nested)}: evsim inspect --json shows them)")
+    return lines
 
 
 # -- conversion and NIR --------------------------------------------------------------

@@ -175,7 +175,7 @@ class _Reader:
         name = self.text(root, "format", default=None)
         if name != FORMAT_NAME:
             self.fail("/", f"not an evsim file (attribute format is {name!r}, not {FORMAT_NAME!r})")
-        version = self.integer(root, "format_version")
+        version = self.scalar_integer(root, "format_version")
         if version > FORMAT_VERSION:
             self.fail("/", f"format_version {version} is newer than this evsim reads ({FORMAT_VERSION}); upgrade evsim")
         if version < 1:
@@ -196,10 +196,10 @@ class _Reader:
     def population(self, group: h5py.Group) -> Population:
         spec = POPULATION_KINDS[self.text(group, "kind", choices=tuple(POPULATION_KINDS))]
         attrs = self.kind_attributes(group, POPULATION_ATTRIBUTES + spec.attributes)
-        fields = self.attributes(group, attrs)
+        fields = self.attributes(group, attrs, {"kind": spec.name})  # the kind: for `Attribute.required_when`
         for name in self.kind_datasets(group, spec, fields):
             fields[name] = self.parameter(group, name, fields["shape"])
-        pop = Population(name=_basename(group), kind=spec.name, **fields)
+        pop = Population(name=_basename(group), **fields)
         if pop.fires and pop.theta_pos is None:
             self.fail(_join(group.name, "theta_pos"), f"missing dataset (required: a {spec.name} population fires)")
         return pop
@@ -418,9 +418,18 @@ class _Reader:
         return self.floats(dset)
 
     def meta(self, group: h5py.Group) -> dict:
+        """Free JSON, but for the entries evsim reads back (`calibration_range`: a run checks its inputs against it)."""
         self.check_attrs(group, ("conversion",))
         self.members(group, ())
-        return self.json(group, "conversion")
+        meta = self.json(group, "conversion")
+        if "calibration_range" in meta:
+            value = meta["calibration_range"]
+            numbers = isinstance(value, list) and len(value) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            if not numbers or value[0] > value[1]:
+                self.fail(group.name, f"conversion entry calibration_range must be [min, max], two finite numbers with "
+                          f"min <= max; found {json.dumps(value)[:60]}")
+        return meta
 
     # -- attributes --------------------------------------------------------
 
@@ -441,6 +450,13 @@ class _Reader:
         fields = {} if fields is None else fields
         for attr in attrs:
             fields[attr.name] = self.attribute(obj, attr, fields)
+        for attr in attrs:  # after all of them: the condition may read a later attribute (an input's encoding)
+            if attr.required_when is not None and attr.required_when(fields):
+                with self.guard(obj.name):
+                    present = attr.name in obj.attrs
+                if not present:
+                    self.fail(obj.name, f"missing attribute {attr.name!r} (required for {attr.required_meaning}; "
+                              f"its default {attr.default!r} would apply silently)")
         return fields
 
     def attribute(self, obj, attr: Attribute, fields: dict):
@@ -514,6 +530,15 @@ class _Reader:
     def integer(self, obj, name: str, default=REQUIRED, minimum: int = -_INT64_MAX) -> Optional[int]:
         value = self.integers(obj, name, (1,), "an integer", minimum, None)
         return value[0] if value is not None else self.absent(obj, name, default)
+
+    def scalar_integer(self, obj, name: str) -> int:
+        """A required integer stored as a true scalar (shape ()): `format_version`, which every later version must
+        read the same way, takes no one-element array."""
+        with self.guard(obj.name):
+            shape = obj.attrs.get_id(name).shape if name in obj.attrs else None
+        if shape not in (None, ()):
+            self.fail(obj.name, f"attribute {name!r} must be a scalar integer; found an array of shape {shape}")
+        return self.integer(obj, name)
 
     def pair(self, obj, name: str, default=REQUIRED, minimum: int = 0) -> tuple[int, int]:
         """A (height, width) pair; a single integer stands for both."""

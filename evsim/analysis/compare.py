@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -35,6 +35,7 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
                    labels: Optional[np.ndarray] = None, *, names: Optional[Sequence[str]] = None,
                    n_samples: Optional[int] = None, dtype: str = "float32", threads: Optional[int] = None,
                    progress: bool = False, client=None, chunk_size: Optional[int] = None,
+                   report: Optional[Callable[[str], None]] = None,
                    **options) -> list[SimulationResult]:
     """One result per run, all on the same samples.
 
@@ -43,10 +44,12 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     or else the first network's own samples (its first `n_samples`). Each
     network is given its own `/ann/outputs` when it runs its own samples, for
     the agreement measures. `names` (default: run 1, run 2, ...) name the runs
-    in errors. With a Dask `client`, every network's chunks of `chunk_size` samples are tasks on its
-    cluster at once (evsim/distributed.py); the results are the local runs'.
+    in errors; `report` is told before the engine compiles (`Simulator`). With a Dask `client`, every network's
+    chunks of `chunk_size` samples are tasks on its cluster at once (evsim/distributed.py); the results are the
+    local runs'.
     """
     names = list(names) if names is not None else [f"run {i + 1}" for i in range(len(runs))]
+    options["timesteps"] = _common_timesteps(runs, names, options.get("timesteps"))
     networks = [run for run in runs if isinstance(run, Network)]
     if networks:
         first = names[runs.index(networks[0])]
@@ -66,11 +69,33 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
         done = dict(zip(simulated, distributed.run_all(client, jobs, run_options, dtype=dtype, threads=threads,
                                                        chunk_size=chunk_size, progress=progress)))
     else:
-        done = {i: Simulator(runs[i], dtype=dtype, threads=threads).run_options(samples, run_options, progress=progress)
+        done = {i: Simulator(runs[i], dtype=dtype, threads=threads, report=report).run_options(
+                    samples, run_options, progress=progress)
                 for i, samples in simulated.items()}
     results = [done.get(i, run) for i, run in enumerate(runs)]
     _check_same_samples(results, names)
     return results
+
+
+#: The steps networks are simulated for when neither `timesteps` nor a saved result says.
+DEFAULT_TIMESTEPS = 256
+
+
+def _common_timesteps(runs, names, timesteps: Optional[int]) -> int:
+    """The one T of a comparison: `timesteps` if given, else the saved results' T (else 256).
+
+    Runs of different T are not comparable (events, energy and latency all grow with T): a saved result of
+    another T than the others, or than `timesteps`, is an error naming each run's T.
+    """
+    saved = [(name, run.timesteps) for run, name in zip(runs, names) if isinstance(run, SimulationResult)]
+    if timesteps is None:
+        timesteps = saved[0][1] if saved else DEFAULT_TIMESTEPS
+    if any(t != timesteps for _, t in saved):
+        each = [f"{name}: T = {run.timesteps}" if isinstance(run, SimulationResult) else f"{name}: T = {timesteps} (simulated)"
+                for run, name in zip(runs, names)]
+        raise EvsimError(f"the runs have different T ({'; '.join(each)}); compare runs of one T (give -T to simulate "
+                         "the networks at the saved results' T)")
+    return timesteps
 
 
 def _own_ann_outputs(network, inputs) -> Optional[np.ndarray]:
@@ -191,10 +216,10 @@ def format_comparison(table: dict) -> str:
     rows += [(f"accuracy t={t}", [_percent(r["accuracy"][str(t)]) for r in runs]) for t in table["steps"]]
     for i, tolerance in enumerate(table["tolerances"]):
         label = f"within {100 * tolerance:g} pt"
-        rows.append((f"latency {label}", [_number(r["latency"][i]["t"], "{:d}") for r in runs]))
-        rows.append(("  events to get there", [_number(r["latency"][i].get("events")) for r in runs]))
-        rows.append(("  energy to get there (uJ)",
-                     [_number(_micro(r["latency"][i].get("energy_pj")), "{:,.3f}") for r in runs]))
+        reached = [_latency_row(r, i) for r in runs]
+        rows.append((f"latency {label}", [_number(row.get("t"), "{:d}") for row in reached]))
+        rows.append(("  events to get there", [_number(row.get("events")) for row in reached]))
+        rows.append(("  energy to get there (uJ)", [_number(_micro(row.get("energy_pj")), "{:,.3f}") for row in reached]))
     rows += [(f"{counter} / sample", [_number(r["per_sample"][counter]) for r in runs]) for counter in COMPARED_COUNTS]
     rows.append((f"energy / sample (uJ, {table['profile']['name']})",
                  [_number(_micro(r["energy_pj_per_sample"]), "{:,.3f}") for r in runs]))
@@ -204,7 +229,7 @@ def format_comparison(table: dict) -> str:
         rows.append((f"{label} / first", [_number(r["ratio_to_first"][key], "{:.3f}") for r in runs]))
     for tolerance in table["tolerances"]:
         key = f"latency_{_tolerance_label(tolerance)}_t"
-        rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"][key], "{:.3f}")
+        rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"].get(key), "{:.3f}")
                                                                 for r in runs]))
     rows = _with_baselines(rows, table)
     head = max(len(label) for label, _ in rows)
@@ -238,6 +263,11 @@ def _with_baselines(rows: list, table: dict) -> list:
     rows.append(("  break-even rate vs quantised ANN", [_number(m.get("break_even_rate"), "{:.4f}") for m in memory]
                  + blank))
     return rows
+
+
+def _latency_row(run: dict, i: int) -> dict:
+    """A run's latency at tolerance `i`; {} when it has none (no labels, or no ANN accuracy to reach)."""
+    return run["latency"][i] if i < len(run["latency"]) else {}
 
 
 def _percent(value) -> str:
