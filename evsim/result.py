@@ -47,7 +47,7 @@ class SimulationResult:
     # The structure the memory-access model derives its counts from (evsim.analysis.memory; empty in older files):
     population_units: list[int] = field(default_factory=list)   # state units per neuron (a bif pair is two)
     population_biased: list[int] = field(default_factory=list)  # neurons with a nonzero bias
-    projection_sources: list[int] = field(default_factory=list)  # index of each projection's source population
+    projection_sources: list[str] = field(default_factory=list)  # each projection's source population
     ann_macs: Optional[int] = None
     ann_accuracy: Optional[float] = None
     wall_time: float = 0.0                # seconds simulating (compilation excluded)

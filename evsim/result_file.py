@@ -113,6 +113,11 @@ FIELDS = {
     "dtype": (lambda v: v in ("float32", "float64"), "float32 or float64", False, 2),
     "sin_populations": (_names, "a list of population names", False, 2),
     "projection_targets": (_names, "a list of population names", False, 3),
+    "projection_sources": (_names, "a list of population names", False, 3),
+    "population_units": (lambda v: isinstance(v, list) and all(_integer(x) and x in (1, 2) for x in v),
+                         "a list of 1 (one unit per neuron) or 2 (a bif pair)", False, 3),
+    "population_biased": (lambda v: isinstance(v, list) and all(_integer(x) and x >= 0 for x in v),
+                          "a list of integers >= 0", False, 3),
     "manifest": (lambda v: isinstance(v, dict), "a JSON object", False, 3),
 }
 
@@ -241,18 +246,19 @@ def _result_reader():
                 if len(fields[kinds]) != len(fields[names]):
                     self.fail("/", f"attribute 'fields': {kinds} has {len(fields[kinds])} entries for "
                               f"{len(fields[names])} {names}")
-            sizes = fields.get("population_sizes", [])
-            if sizes and len(sizes) != len(fields["populations"]):
-                self.fail("/", f"attribute 'fields': population_sizes has {len(sizes)} entries for "
-                          f"{len(fields['populations'])} populations")
-            for names in ("sin_populations", "projection_targets"):
+            for entry, per in (("population_sizes", "populations"), ("population_units", "populations"),
+                               ("population_biased", "populations"), ("projection_targets", "projections"),
+                               ("projection_sources", "projections")):
+                values = fields.get(entry, [])
+                if values and len(values) != len(fields[per]):
+                    self.fail("/", f"attribute 'fields': {entry} has {len(values)} entries for {len(fields[per])} {per}")
+            for names in ("sin_populations", "projection_targets", "projection_sources"):
                 unknown = sorted(set(fields.get(names, [])) - set(fields["populations"]))
                 if unknown:
                     self.fail("/", f"attribute 'fields': {names} names {', '.join(unknown)}, not populations")
-            targets = fields.get("projection_targets", [])
-            if targets and len(targets) != len(fields["projections"]):
-                self.fail("/", f"attribute 'fields': projection_targets has {len(targets)} entries for "
-                          f"{len(fields['projections'])} projections")
+            biased, sizes = fields.get("population_biased", []), fields.get("population_sizes", [])
+            if biased and sizes and any(b > n for b, n in zip(biased, sizes)):
+                self.fail("/", "attribute 'fields': population_biased counts more biased neurons than a population has")
 
         def dimensions(self, fields: dict, datasets: dict) -> dict:
             """The sizes every dataset's shape is checked against: n and T from /pred, N from /readout_v."""

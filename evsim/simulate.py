@@ -469,7 +469,7 @@ class _Accumulator:
             population_units=[p.units for p in network.populations],
             population_biased=[int(np.count_nonzero(p.expand("bias"))) if p.spec.membrane else 0
                                for p in network.populations],
-            projection_sources=[[p.name for p in network.populations].index(q.source) for q in network.projections],
+            projection_sources=[q.source for q in network.projections],
             projection_kinds=[q.kind for q in network.projections],
             projection_targets=[q.target for q in network.projections],
             timesteps=self.T, encoder=options.encoder, seed=int(options.seed), pred=self.pred, labels=labels,

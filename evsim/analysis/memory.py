@@ -172,15 +172,16 @@ class Structure:
     population_units: list
     population_biased: list
     projection_kinds: list
-    projection_sources: list
+    projection_sources: list  # each projection's source, as an index into the populations
 
     @classmethod
     def of(cls, result) -> "Structure":
         if not result.population_units or len(result.projection_sources) != len(result.projections):
             raise EvsimError("this result has no network structure (saved by an older evsim): run it again "
                              "to price its memory accesses")
+        sources = [result.populations.index(name) for name in result.projection_sources]
         return cls(result.population_kinds, result.population_sizes, result.population_units,
-                   result.population_biased, result.projection_kinds, result.projection_sources)
+                   result.population_biased, result.projection_kinds, sources)
 
     @property
     def membranes(self) -> np.ndarray:
