@@ -1,16 +1,20 @@
 """The `evsim` command line: parses, calls the Python API, prints. Domain errors become clean messages."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 import numba
+from click.core import ParameterSource
 
-from evsim import EvsimError, __version__
+from evsim import EvsimError, SimulationInputError, __version__
 from evsim.analysis.compare import compare as compare_runs
 from evsim.analysis.compare import (
     format_comparison,
@@ -19,27 +23,54 @@ from evsim.analysis.compare import (
     write_comparison_json,
 )
 from evsim.analysis.energy import DEFAULT_PROFILE, available_profiles, load_profile
-from evsim.kinds import ENCODERS, PHASE
+from evsim.kinds import ENCODER_ALIASES, ENCODERS, PHASE
 from evsim.analysis.plots import plot_comparison, plot_result, require_matplotlib
 from evsim.analysis.report import describe_network, format_text, write_csv, write_json
 from evsim.result import is_result_file, load_result
 from evsim.runs import DEFAULT_CHUNK, run_to_file
-from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, resolve_samples
+from evsim.simulate import MAX_TIMESTEPS, RunOptions, Simulator, check_run, resolve_samples
 from evsim.weights_io import read_network
 from evsim.weights_io.inputs import load_inputs
+from evsim.weights_io.methods import METHODS, declared_options
 
 NETWORK_FILE = click.Path(exists=True, dir_okay=False, readable=True)
 
 
 def domain_errors(command):
-    """Turn evsim's own errors into `click.ClickException` (exit 1, one clean line)."""
+    """Turn evsim's own errors into `click.ClickException` (exit 1, one clean line), and warnings into one
+    `Warning: ...` line on stderr (Python's own format quotes a source line)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except EvsimError as err:
-            raise click.ClickException(str(err)) from None
+        shown = set()  # each message once per command (the samples are checked early, and again by the run)
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if str(message) not in shown:
+                shown.add(str(message))
+                click.echo(f"Warning: {message}", err=True)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = show
+            try:
+                return command(*args, **kwargs)
+            except EvsimError as err:
+                raise click.ClickException(str(err)) from None
     return wrapper
+
+
+def prepare_output(path, *, folder: bool = False) -> None:
+    """Before any work: make sure an output can be written (its folder created, no folder in a file's place),
+    so that a run never ends by losing its results."""
+    path = Path(path)
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.ClickException(f"{path}: cannot create the folder {where} ({err.strerror or err})") from None
+    if not folder and path.is_dir():
+        raise click.ClickException(f"{path} is a folder; give a file name")
+    if not os.access(where, os.W_OK):
+        raise click.ClickException(f"{path}: the folder {where} is not writable")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,7 +87,8 @@ def simulation_options(command):
         click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
                      help=".npz or .h5 with `inputs` [n, *shape] and optional `labels` [n] "
                           "(default: the file's /samples)."),
-        click.option("--encoder", type=click.Choice(ENCODERS), help="Input encoder (default: the input population's)."),
+        click.option("--encoder", type=click.Choice([*ENCODERS, *ENCODER_ALIASES]),
+                     help="Input encoder (default: the input population's); poisson is bernoulli's other name."),
         click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                      help="Seed of the Bernoulli encoder (per-sample streams)."),
         click.option("--samples", "-n", "n_samples", type=click.IntRange(1), help="Run only the first N samples."),
@@ -68,6 +100,9 @@ def simulation_options(command):
                      help=f"Energy profile: one of {', '.join(available_profiles())}, or a .json file "
                           "(docs/metrics.md)."),
         click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."),
+        click.option("--dask", "dask_address", metavar="ADDRESS|local:N",
+                     help="Run on a Dask cluster: the scheduler's tcp://host:port, or local:N for N local worker "
+                          "processes (needs evsim[distributed]; docs/distributed.md)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -83,32 +118,35 @@ def simulation_options(command):
               help="Write the whole result (HDF5) here, streaming finished samples as the run goes.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted --output run, keeping its finished samples.")
 @click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
-              help="Samples per saved chunk with --output.")
+              help="Samples per saved chunk with --output, and per task with --dask.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Draw the run's figures (PNG) into this folder (needs matplotlib; docs/plots.md).")
 @domain_errors
 def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_path, csv_path, energy_profile,
-        output, resume, chunk_size, progress, plot_dir):
+        output, resume, chunk_size, progress, dask_address, plot_dir):
     """Simulate FILE and report accuracy at every step and exact event and operation counts."""
     profile = load_profile(energy_profile)
     if plot_dir:
         require_matplotlib()  # before the run, not after it
+    for path in (json_path, csv_path, output):
+        if path:
+            prepare_output(path)
+    if plot_dir:
+        prepare_output(plot_dir, folder=True)
     network = read_network(file)
     if not inputs and network.samples is None:
         raise click.UsageError(f"{file} carries no /samples: give --inputs")
     data, labels = load_inputs(inputs) if inputs else (None, None)
-    samples = resolve_samples(network, data, labels, n_samples)
     options = RunOptions(timesteps=timesteps, encoder=encoder, seed=seed)
     if resume and not output:
         raise click.UsageError("--resume needs --output")
+    with _blaming(inputs or file):
+        samples = resolve_samples(network, data, labels, n_samples)
+        check_run(network, samples, options)
     try:
-        if output:
-            result = run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
-                                 resume=resume, chunk_size=chunk_size, dtype=dtype, threads=threads,
-                                 progress=_show_progress(progress), **dataclasses.asdict(options))
-        else:
-            result = Simulator(network, dtype=dtype, threads=threads).run_options(
-                samples, options, progress=_show_progress(progress))
+        with _cluster(dask_address) as client:
+            result = _simulate(network, samples, options, output=output, resume=resume, chunk_size=chunk_size,
+                               dtype=dtype, threads=threads, progress=_show_progress(progress), client=client)
     except KeyboardInterrupt as interrupt:
         click.echo(f"\n{interrupt}" if str(interrupt) else "\ninterrupted", err=True)
         sys.exit(130)
@@ -124,6 +162,15 @@ def run(file, timesteps, inputs, encoder, seed, n_samples, threads, dtype, json_
     if plot_dir:
         _write_plots(result, plot_dir, title=Path(file).name)
 
+
+
+@contextlib.contextmanager
+def _blaming(path):
+    """Name the file the samples come from in an error about them."""
+    try:
+        yield
+    except SimulationInputError as err:
+        raise EvsimError(f"{path}: {err}") from None
 
 
 def _steps(ctx, param, value):
@@ -158,13 +205,15 @@ def _tolerances(ctx, param, value):
                                                "(default: 8, 16, 32, ... and T).")
 @click.option("--tolerances", default="1,0.1,0", show_default=True, callback=_tolerances,
               help="Accuracy losses (points) of the early-decision latency.")
+@click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
+              help="Samples per task with --dask.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the table as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Write one row per run as CSV.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Draw the runs' figures, overlaid (PNG), into this folder (needs matplotlib; docs/plots.md).")
 @domain_errors
-def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, energy_profile, progress, names,
-            steps, tolerances, json_path, csv_path, plot_dir):
+def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, energy_profile, progress, dask_address,
+            names, steps, tolerances, chunk_size, json_path, csv_path, plot_dir):
     """Run several conversions of one ANN on the same samples and show them side by side.
 
     FILES are network files (simulated on the first network file's /samples, or --inputs) or
@@ -178,11 +227,19 @@ def compare(files, timesteps, inputs, encoder, seed, n_samples, threads, dtype, 
     profile = load_profile(energy_profile)
     if plot_dir:
         require_matplotlib()  # before the runs, not after them
+    for path in (json_path, csv_path):
+        if path:
+            prepare_output(path)
+    if plot_dir:
+        prepare_output(plot_dir, folder=True)
     data, labels = load_inputs(inputs) if inputs else (None, None)
     runs = [load_result(f) if is_result_file(f) else read_network(f) for f in files]
-    results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
-                             timesteps=timesteps, encoder=encoder, seed=seed, threads=threads, dtype=dtype,
-                             progress=_show_progress(progress))
+    given = click.get_current_context().get_parameter_source("timesteps") is not ParameterSource.DEFAULT
+    with _cluster(dask_address) as client, _blaming(inputs) if inputs else contextlib.nullcontext():
+        results = run_comparison(runs, data, labels, names=[str(f) for f in files], n_samples=n_samples,
+                                 timesteps=timesteps if given else None, encoder=encoder, seed=seed, threads=threads,
+                                 dtype=dtype, progress=_show_progress(progress), client=client, chunk_size=chunk_size,
+                                 report=_tell)
     table = compare_runs(results, names, steps=steps, tolerances=tolerances, profile=profile)
     click.echo(format_comparison(table))
     if json_path:
@@ -200,6 +257,34 @@ def _default_names(files) -> list[str]:
     """File names without extension; the whole path where two names would clash."""
     stems = [Path(f).stem for f in files]
     return stems if len(set(stems)) == len(stems) else [str(f) for f in files]
+
+
+def _tell(line: str) -> None:
+    """What the user waits for (the engine compiling, a finished run kept), on stderr."""
+    click.echo(line, err=True)
+
+
+def _cluster(address):
+    """A Dask client for `--dask ADDRESS` (closed on exit), or None without the option."""
+    if address is None:
+        return contextlib.nullcontext()
+    from evsim.distributed import connect
+
+    return connect(address)
+
+
+def _simulate(network, samples, options, *, output, resume, chunk_size, dtype, threads, progress, client):
+    """`evsim run`'s run: streamed to OUTPUT, on a cluster (nothing compiles here: the workers do), or here."""
+    if output:
+        return run_to_file(network, output, samples.inputs, samples.labels, ann_outputs=samples.ann_outputs,
+                           resume=resume, chunk_size=chunk_size, dtype=dtype, threads=threads, client=client,
+                           progress=progress, report=_tell, **dataclasses.asdict(options))
+    if client is not None:
+        from evsim.distributed import Job, run_all
+
+        return run_all(client, [Job(network, samples)], options, dtype=dtype, threads=threads, chunk_size=chunk_size,
+                       progress=progress)[0]
+    return Simulator(network, dtype=dtype, threads=threads, report=_tell).run_options(samples, options, progress=progress)
 
 
 def _show_progress(progress) -> bool:
@@ -238,8 +323,10 @@ def inspect(file, as_json):
                f"{len(info['projections'])} projections, {info['weights']:,} weights; output {info['output']}")
     click.echo("Populations:")
     for name, p in info["populations"].items():
-        params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff")
+        params = ", ".join(f"{k}={_short(p[k])}" for k in ("theta_pos", "theta_neg", "v_init", "bias", "max_coeff", "v_reset")
                            if p.get(k) is not None)
+        params += "".join(f", {k}={p[k]}" for k, default in (("reset", "subtract"), ("fire_when", "ge"))
+                          if p.get(k, default) != default)
         extra = p.get("encoding") or f"{p.get('coding')}" + (f" K={p['phase_period']}" if p.get("coding") == PHASE else "")
         click.echo(f"  {p['order']:>2} {name:<14} {p['kind']:<8} {'x'.join(map(str, p['shape'])):<12} {extra:<10} {params}")
     click.echo("Projections:")
@@ -253,8 +340,130 @@ def inspect(file, as_json):
         acc = info["ann"]["accuracy"]
         click.echo(f"ANN: {info['ann']['macs'] or 0:,} MACs per sample, accuracy "
                    f"{'unknown' if acc is None else f'{100 * acc:.2f}%'}")
+    readout = info["readout"]
+    scale = "none (rates are read as they are)" if readout["output_scale"] is None else _short(readout["output_scale"])
+    click.echo(f"Readout: {readout['population']} ({readout['kind']}"
+               + (f", mode {readout['mode']}" if readout["mode"] else "") + f"), output_scale {scale}")
     if info["meta"]:
-        click.echo("Conversion: " + json.dumps(info["meta"].get("conversion", info["meta"]))[:400])
+        click.echo("Conversion:")
+        for line in _conversion_lines(info["meta"]):
+            click.echo(line)
+
+
+def _conversion_lines(meta: dict) -> list[str]:
+    """The conversion metadata's plain entries in full, one per line; the structured ones named (all of it: --json)."""
+    plain = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}
+    nested = [k for k in meta if k not in plain]
+    lines = [f"  {key}: {value}" for key, value in plain.items()]
+    if nested:
+        lines.append(f"  (also {', '.join(nested)}: evsim inspect --json shows them)")
+    return lines
+
+
+# -- conversion and NIR --------------------------------------------------------------
+
+
+def _option_value(text: str):
+    """A method option from the command line: an integer, a real, or text (each option's check validates it)."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def method_options(command):
+    """One --option per option any method declares (weights_io/methods.py), its help naming the methods and defaults."""
+    for name, (meaning, uses) in reversed(list(declared_options().items())):
+        flag = "--" + name.replace("_", "-")
+        text = f"{meaning}. Methods and defaults: " + "; ".join(f"{method} {default!r}" for method, default in uses) + "."
+        if all(isinstance(default, bool) for _, default in uses):
+            option = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
+        else:
+            option = click.option(flag, name, default=None, metavar="VALUE", help=text)
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("model")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The evsim file to write.")
+@click.option("--method", type=click.Choice(list(METHODS)), default="rate-norm", show_default=True,
+              help="Conversion method (docs/export.md).")
+@click.option("--calibration", required=True, type=click.Path(exists=True, dir_okay=False),
+              help=".npz or .h5 with `inputs` [n, *shape]: what the method measures activations on.")
+@click.option("--test-data", type=click.Path(exists=True, dir_okay=False),
+              help=".npz or .h5 with `inputs` and `labels`: embedded as the file's /samples, and the ANN's accuracy "
+                   "measured on it.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="A state dict (torch.save(model.state_dict())) "
+              "for MODEL given as module:factory.")
+@click.option("--trust-pickle", is_flag=True, help="Load MODEL, a file holding a whole pickled module, by "
+              "unpickling it: this runs code from the file.")
+@click.option("--input-encoding", type=click.Choice(ENCODERS), help="The input population's default encoder "
+              "(default: the method's).")
+@click.option("--dataset", default="", help="Free text for /meta: what the data are.")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True, help="Batch of the ANN passes.")
+@method_options
+@domain_errors
+def convert(model, output, method, calibration, test_data, weights, trust_pickle, input_encoding, dataset, batch_size,
+            **options):
+    """Convert MODEL, a trained PyTorch model, into an evsim file.
+
+    MODEL is module:factory (a callable returning the nn.Module; the current directory is importable), with
+    --weights state_dict.pt, or a file holding a whole pickled module (torch.save(model)) with --trust-pickle.
+    The method options below apply to the methods named in their help.
+    """
+    from evsim.weights_io.export import export_model
+    from evsim.weights_io.models import load_model
+    from evsim.weights_io.trace import torch_module
+
+    torch = torch_module()
+    # One thread, deterministic kernels: float sums in one fixed order, so the same command writes the same file on
+    # every machine (as examples/train_mnist_cnn.py does for the bundled example)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    module = load_model(model, weights, trust_pickle)
+    calibration_inputs, _ = load_inputs(calibration)
+    given = {name: (_option_value(value) if isinstance(value, str) else value) for name, value in options.items()
+             if value is not None}
+    extra = {}
+    if test_data is not None:
+        inputs, labels = load_inputs(test_data)
+        extra = {"samples": inputs, "labels": labels, "ann_eval": None if labels is None else (inputs, labels)}
+    network = export_model(module, output, calibration=calibration_inputs, method=method, input_encoding=input_encoding,
+                           dataset=dataset, batch_size=batch_size, **given, **extra)
+    accuracy = "" if network.ann is None or network.ann.accuracy is None else f"; ANN accuracy {network.ann.accuracy:.4f}"
+    click.echo(f"wrote {output}: {method}, {len(network.populations)} populations, "
+               f"{len(network.projections)} projections{accuracy}")
+
+
+@main.command("import-nir")
+@click.argument("graph", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The evsim file to write.")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="The time step one evsim step stands for (docs/nir.md).")
+@domain_errors
+def import_nir(graph, output, dt):
+    """Read GRAPH, a NIR graph (.nir), and write it as an evsim file (docs/nir.md)."""
+    from evsim.weights_io.nir import from_nir
+
+    network = from_nir(graph, output, dt=dt)
+    click.echo(f"wrote {output}: {len(network.populations)} populations, {len(network.projections)} projections")
+
+
+@main.command("export-nir")
+@click.argument("file", type=NETWORK_FILE)
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The NIR graph to write (.nir).")
+@click.option("--reset-to-zero", is_flag=True, help="Export reset by subtraction as NIR's reset to v_reset = 0: the "
+              "receiving tool will reset to zero (evsim's rule is kept in the node's metadata).")
+@domain_errors
+def export_nir(file, output, reset_to_zero):
+    """Write FILE, an evsim network, as a NIR graph (docs/nir.md)."""
+    from evsim.weights_io.nir import to_nir
+
+    graph = to_nir(file, output, reset_to_zero=reset_to_zero)
+    click.echo(f"wrote {output}: {len(graph.nodes)} NIR nodes, {len(graph.edges)} edges")
 
 
 def _short(value):

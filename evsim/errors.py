@@ -26,3 +26,7 @@ class SimulationInputError(EvsimError):
 
 class ExportError(EvsimError):
     """A model the exporter cannot convert (unsupported layer, bad options)."""
+
+
+class NirError(EvsimError):
+    """A NIR graph evsim cannot import, or a network NIR cannot express (weights_io/nir.py, docs/nir.md)."""

@@ -32,6 +32,8 @@ class Attribute:
     "pair", "real" or "string". `default` is used when the file leaves the
     attribute out (REQUIRED: it must be given; a callable: computed from
     the fields read so far, e.g. a pool's stride defaults to its kernel).
+    `required_when` makes a defaulted attribute required where its default
+    would silently mean something (K = 1 under phase coding).
     """
 
     name: str
@@ -42,6 +44,24 @@ class Attribute:
     since: int = 1  # the format version that introduced it
     when: Optional[Callable] = None  # (fields read so far) -> whether the attribute is defined there at all
     meaning: str = ""  # the condition `when` states, for error messages
+    #: (all fields of the element, its kind included) -> whether a file must give the attribute there although it
+    #: has a default elsewhere; `required_meaning` states the condition for error messages
+    required_when: Optional[Callable] = None
+    required_meaning: str = ""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A neuron-parameter dataset a kind has beyond NEURON_PARAMETERS (scalar, [C] or full shape, like them).
+
+    `since` and `when` mean what they mean for an `Attribute`: the format
+    version that introduced it, and where it is defined at all (a
+    condition on the element's attributes, stated by `meaning`)."""
+
+    name: str
+    since: int = 1
+    when: Optional[Callable] = None
+    meaning: str = ""
 
 
 # -- enumerations ------------------------------------------------------------------
@@ -53,6 +73,9 @@ CODINGS = (RATE, PHASE)
 ANALOG, BERNOULLI, PHASE_ENCODER = "analog", "bernoulli", "phase"
 ENCODERS = (ANALOG, BERNOULLI, PHASE_ENCODER)
 ENCODER_CODES = {name: code for code, name in enumerate(ENCODERS)}
+#: Names users know an encoder by, accepted by the API and the CLI and normalised there (results, manifests and
+#: reports name the encoder itself); never a value of a file's `encoding` attribute.
+ENCODER_ALIASES = {"poisson": BERNOULLI}
 #: The input values each encoder reads, (low, high) inclusive (docs/semantics.md, Input encoders).
 ENCODER_RANGES = {ANALOG: (-math.inf, math.inf), BERNOULLI: (-1.0, 1.0), PHASE_ENCODER: (0.0, 1.0)}
 #: Readout modes.
@@ -76,12 +99,20 @@ NEURON_PARAMETERS = ("theta_pos", "theta_neg", "v_init", "bias")
 
 # -- population kinds --------------------------------------------------------------
 
+def _period_matters(fields) -> bool:
+    """Where K changes what a population does: phase coding (S_k = 2^-(1 + t mod K)), a phase-encoding input,
+    and every bif pair (its A/B gating period under either coding)."""
+    bif = fields.get("kind") == BIF.name  # BIF: defined below, read at call time
+    return bif or fields.get("coding") == PHASE or fields.get("encoding") == PHASE_ENCODER
+
+
 #: Attributes every population has.
 POPULATION_ATTRIBUTES = (
     Attribute("shape", "shape"),
     Attribute("order", "integer", minimum=0),
     Attribute("coding", "string", RATE, choices=CODINGS),
-    Attribute("phase_period", "integer", 1, minimum=1),
+    Attribute("phase_period", "integer", 1, minimum=1, required_when=_period_matters,
+              required_meaning="a phase-coded population, a phase-encoding input and every bif population"),
 )
 _MAX_COEFF = Attribute("max_coeff", "integer", 1, minimum=0)
 _BIAS_ONSET = Attribute("bias_onset", "integer", 0, minimum=0, since=2)
@@ -89,6 +120,10 @@ _BIAS_ONSET = Attribute("bias_onset", "integer", 0, minimum=0, since=2)
 
 def _spikes_mode(fields):
     return fields.get("mode") == SPIKES
+
+
+def _resets_to_value(fields):
+    return fields.get("reset") == TO_VALUE
 
 
 @dataclass(frozen=True)
@@ -102,6 +137,7 @@ class PopulationKind:
     fires_in_mode: Optional[tuple[str, ...]] = None  # None: fires always (membrane) or never; else the modes that fire
     emits: str = "own"  # whose events it emits: "own" (counted as events), "encoded" (input events), "relayed"
     description: str = ""
+    parameters: tuple[Parameter, ...] = ()  # neuron-parameter datasets beyond NEURON_PARAMETERS (membrane kinds)
 
     def fires(self, mode: str) -> bool:
         """Whether a population of this kind (in readout `mode`) compares against thresholds."""
@@ -115,14 +151,18 @@ class PopulationKind:
 
     @property
     def datasets(self) -> tuple[str, ...]:
-        return NEURON_PARAMETERS if self.membrane else ()
+        """Every dataset the kind may hold, in any version."""
+        return (*NEURON_PARAMETERS, *(p.name for p in self.parameters)) if self.membrane else ()
 
 
 INPUT = PopulationKind("input", 0, (Attribute("encoding", "string", ANALOG, choices=ENCODERS),), membrane=False,
                        emits="encoded", description="the source of a sample: emits what the encoder gives")
 IF = PopulationKind("if", 1, (_MAX_COEFF, _BIAS_ONSET, Attribute("reset", "string", SUBTRACT, choices=RESETS, since=3),
                               Attribute("fire_when", "string", GE, choices=FIRE_RULES, since=3)), membrane=True,
-                    description="integrate-and-fire, reset by subtraction (single or double threshold, augmented)")
+                    parameters=(Parameter("v_reset", since=3, when=_resets_to_value,
+                                          meaning="an if population with reset = value"),),
+                    description="integrate-and-fire, reset by subtraction or to a value (single or double threshold, "
+                                "augmented)")
 BIF = PopulationKind("bif", 2, (_MAX_COEFF, _BIAS_ONSET, Attribute("drive", "string", SPLIT, choices=DRIVES, since=2)),
                      membrane=True, units=2, tags="own",
                      description="BSNN's bistable pair: A and B units, phase-gated")

@@ -9,6 +9,7 @@ import numpy as np
 from evsim.counters import AC_OPS, EVENTS, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS, SCALED_OPS
 from evsim.kinds import emitting
 from evsim.analysis.energy import EnergyProfile
+from evsim.analysis.memory import price_run
 from evsim.analysis.metrics import DEFAULT_TOLERANCES, accuracy_curve, decision_times, early_decision_latency
 
 
@@ -41,7 +42,12 @@ class SimulationResult:
     abs_difference: Optional[np.ndarray] = None  # [n, T] mean |estimate - ANN output|
     population_kinds: list[str] = field(default_factory=list)
     projection_kinds: list[str] = field(default_factory=list)
+    projection_targets: list[str] = field(default_factory=list)  # each projection's target (empty in older files)
     population_sizes: list[int] = field(default_factory=list)  # neurons per population (empty in older result files)
+    # The structure the memory-access model derives its counts from (evsim.analysis.memory; empty in older files):
+    population_units: list[int] = field(default_factory=list)   # state units per neuron (a bif pair is two)
+    population_biased: list[int] = field(default_factory=list)  # neurons with a nonzero bias
+    projection_sources: list[str] = field(default_factory=list)  # each projection's source population
     ann_macs: Optional[int] = None
     ann_accuracy: Optional[float] = None
     wall_time: float = 0.0                # seconds simulating (compilation excluded)
@@ -57,6 +63,7 @@ class SimulationResult:
     pop_values_per_sample: Optional[np.ndarray] = None  # [n, P, len(POPULATION_VALUES)]
     pop_values: Optional[np.ndarray] = None              # [n, T, P, V] when counts are recorded
     sin_populations: list[str] = field(default_factory=list)  # where the SIN counters count (empty: not measured)
+    manifest: dict = field(default_factory=dict)  # what the run was, when streamed to a file (evsim.runs): resumable
 
     @property
     def n_samples(self) -> int:
@@ -110,11 +117,13 @@ class SimulationResult:
         return {name: value / self.n_samples for name, value in self._totals(pops, projs, values).items()}
 
     def energy(self, profile: EnergyProfile) -> dict:
-        """Energy per sample (pJ) by category and in total, the ANN's, and their ratio."""
+        """Energy per sample (pJ) by category and in total, the ANN's, and their ratio (operations only);
+        with a profile's memory section also `memory`: accesses, prices and the breakdown of the SNN, the ANN
+        and the quantised ANN of equal capacity (`evsim.analysis.memory.price_run`), else None."""
         snn = profile.snn_energy(self.per_sample())
         ann = profile.ann_energy(self.ann_macs) if self.ann_macs else None
         return {"profile": profile.to_dict(), "snn_pj_per_sample": snn, "ann_pj_per_sample": ann,
-                "snn_over_ann": None if not ann else snn["total"] / ann}
+                "snn_over_ann": None if not ann else snn["total"] / ann, "memory": price_run(self, profile)}
 
     def population_count(self, population: str, counter: str) -> np.ndarray:
         """Per-step total over samples of one population counter, shape [T]."""
@@ -211,26 +220,11 @@ class SimulationResult:
                 "samples": pd.DataFrame(samples)}
 
     def save(self, path) -> None:
-        """Write the whole result to an HDF5 file (`load_result` reads it back, equal in every field)."""
-        import dataclasses
-        import json
+        """Write the whole result to an HDF5 file (docs/result_format.md; `load_result` reads it back, equal in every
+        field)."""
+        from evsim.result_file import write_result
 
-        import h5py
-
-        with h5py.File(path, "w") as f:
-            f.attrs["format"], f.attrs["format_version"] = RESULT_FORMAT, RESULT_VERSION
-            scalars = {}
-            for fld in dataclasses.fields(self):
-                value = getattr(self, fld.name)
-                if isinstance(value, np.ndarray):
-                    f.create_dataset(fld.name, data=value, compression="gzip")
-                elif fld.name == "spikes":
-                    for (pop, tag), (coef, val) in value.items():
-                        f.create_dataset(f"spikes/{pop}/{tag}/coef", data=coef, compression="gzip")
-                        f.create_dataset(f"spikes/{pop}/{tag}/value", data=val, compression="gzip")
-                elif value is not None:
-                    scalars[fld.name] = value
-            f.attrs["fields"] = json.dumps(scalars)
+        write_result(self, path)
 
 
 def merge_results(parts: list) -> SimulationResult:
@@ -259,46 +253,7 @@ def merge_results(parts: list) -> SimulationResult:
     return SimulationResult(**merged)
 
 
-RESULT_FORMAT = "evsim-result"
-RESULT_VERSION = 2  # 2: SIN counters, the pop_values family
+# The file format's reader lives beside its writer; imported here, where callers have always found it.
+from evsim.result_file import RESULT_FORMAT, RESULT_VERSION, is_result_file, load_result  # noqa: E402
 
-
-def is_result_file(path) -> bool:
-    """Whether `path` is a result saved by `SimulationResult.save` (rather than a network file)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("format") == RESULT_FORMAT
-    except OSError:
-        return False
-
-
-def load_result(path) -> SimulationResult:
-    """Read a result written by `SimulationResult.save`."""
-    import dataclasses
-    import json
-
-    import h5py
-
-    from evsim.errors import EvsimError
-
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != RESULT_FORMAT:
-                raise EvsimError(f"{path}: not an evsim result file")
-            if int(f.attrs.get("format_version", 0)) != RESULT_VERSION:
-                raise EvsimError(f"{path}: result format version {f.attrs.get('format_version')} is not {RESULT_VERSION}")
-            fields = json.loads(f.attrs["fields"])
-            for fld in dataclasses.fields(SimulationResult):
-                if fld.name in f and isinstance(f[fld.name], h5py.Dataset):
-                    fields[fld.name] = f[fld.name][()]
-            spikes = {}
-            if "spikes" in f:
-                for pop, tags in f["spikes"].items():
-                    for tag, group in tags.items():
-                        spikes[(pop, tag)] = (group["coef"][()], group["value"][()])
-            fields["spikes"] = spikes
-    except (OSError, KeyError, ValueError) as err:
-        raise EvsimError(f"{path}: cannot read result ({err})") from None
-    return SimulationResult(**fields)
+__all__ = ["RESULT_FORMAT", "RESULT_VERSION", "SimulationResult", "is_result_file", "load_result", "merge_results"]

@@ -13,9 +13,10 @@ import contextlib
 import dataclasses
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numba
 import numpy as np
@@ -24,11 +25,14 @@ from evsim import kinds
 from evsim.analysis.metrics import cosine_similarity, mean_abs_difference, readout_estimates, step_weights
 from evsim.counters import NOT_COUNTED, POPULATION_COUNTERS, POPULATION_VALUES, PROJECTION_COUNTERS
 from evsim.engine.plan import P_NOFF, P_SIZE, Workspace, build_plan, chw_of_internal, workspace
+from evsim.engine.jit import is_ready
 from evsim.engine.scheduler import run_batch
 from evsim.errors import SimulationInputError
 from evsim.network import Network
 from evsim.result import SimulationResult
 
+#: Said (through `report`) before the engine compiles: the first run of a dtype, or after evsim changed.
+COMPILE_NOTICE = "compiling the engine, first run only, ~30 s (later runs load it from Numba's cache)"
 #: A run of more steps than this is refused as a likely typo (memory grows with T).
 MAX_TIMESTEPS = 1 << 20
 
@@ -37,7 +41,7 @@ MAX_TIMESTEPS = 1 << 20
 class RunOptions:
     """What one run is, apart from its samples: the fields a resumable run's manifest records.
 
-    encoder: `analog`, `bernoulli` or `phase` (None: the input population's `encoding`).
+    encoder: `analog`, `bernoulli` (alias `poisson`) or `phase` (None: the input population's `encoding`).
     seed: the Bernoulli stream's seed; each sample's stream is keyed by (seed, sample index).
     batch_size: samples per call of the parallel driver (default: 4 per thread, at least 16).
     record_spikes / record_trace / record_counts: keep spike trains, the readout after every step,
@@ -54,13 +58,15 @@ class RunOptions:
 
     def for_network(self, network: Network) -> "RunOptions":
         """These options with the encoder settled (the input population's by default), checked."""
-        options = dataclasses.replace(self, encoder=self.encoder or network.input.encoding)
+        encoder = kinds.ENCODER_ALIASES.get(self.encoder, self.encoder) or network.input.encoding
+        options = dataclasses.replace(self, encoder=encoder)
         options.check()
         return options
 
     def check(self) -> None:
-        if self.encoder is not None and self.encoder not in kinds.ENCODERS:
-            raise SimulationInputError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(kinds.ENCODERS)}")
+        if self.encoder is not None and self.encoder not in kinds.ENCODERS and self.encoder not in kinds.ENCODER_ALIASES:
+            names = ", ".join([*kinds.ENCODERS, *(f"{a} (= {e})" for a, e in kinds.ENCODER_ALIASES.items())])
+            raise SimulationInputError(f"unknown encoder {self.encoder!r}; choose one of {names}")
         if not (_is_int(self.timesteps) and 1 <= self.timesteps <= MAX_TIMESTEPS):
             raise SimulationInputError(f"timesteps must be an integer from 1 to {MAX_TIMESTEPS}, not {self.timesteps!r}")
         if not (_is_int(self.seed) and 0 <= self.seed < 2**63):
@@ -86,6 +92,10 @@ class RunSamples(NamedTuple):
     labels: Optional[np.ndarray]
     ann_outputs: Optional[np.ndarray]
 
+    def take(self, rows: np.ndarray) -> "RunSamples":
+        """These samples' rows `rows`."""
+        return RunSamples(*(None if array is None else array[rows] for array in self))
+
 
 def resolve_samples(network: Network, inputs=None, labels=None, n: Optional[int] = None,
                     ann_outputs=None) -> RunSamples:
@@ -100,6 +110,8 @@ def resolve_samples(network: Network, inputs=None, labels=None, n: Optional[int]
     inputs = np.asarray(inputs)
     labels = None if labels is None else np.asarray(labels)
     if n is not None:
+        if inputs.ndim and n > len(inputs):  # running fewer samples than asked would go unnoticed
+            raise SimulationInputError(f"{n} samples asked for; the inputs hold only {len(inputs)}")
         inputs, labels = inputs[:n], None if labels is None else labels[:n]
         ann_outputs = None if ann_outputs is None else ann_outputs[:n]
     return RunSamples(inputs, labels, ann_outputs)
@@ -110,15 +122,16 @@ class Simulator:
 
     dtype: float32 or float64, the precision of membrane potentials and weights.
     threads: worker threads (default: all cores); results do not depend on it.
+    report: told `COMPILE_NOTICE` before the engine compiles (not when it loads from Numba's cache).
 
     Streaming one sample per call costs the simulation and little more: the
     plan is built and the engine compiled (or loaded from Numba's disk cache)
     here, once.
     """
 
-    def __init__(self, network: Network, *, dtype: str = "float32", threads: Optional[int] = None):
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise SimulationInputError(f"dtype must be float32 or float64, not {dtype}")
+    def __init__(self, network: Network, *, dtype: str = "float32", threads: Optional[int] = None,
+                 report: Optional[Callable[[str], None]] = None):
+        check_dtype(dtype)
         if threads is not None and not (1 <= threads <= numba.config.NUMBA_NUM_THREADS):
             raise SimulationInputError(f"threads must be from 1 to {numba.config.NUMBA_NUM_THREADS}, not {threads}")
         self.network = network
@@ -130,15 +143,20 @@ class Simulator:
         self.plan = build_plan(network, dtype=np.dtype(dtype))
         # An empty batch compiles the driver (or loads it from the disk cache) before any timed run.
         options = RunOptions(timesteps=1).for_network(network)
-        run_batch(self.plan, self._workspace(), np.zeros((0, network.input.size)), np.zeros((0, 0), np.int8), np.zeros(0, np.int64), 0,
-                  kinds.ENCODER_CODES[options.encoder], 1, *_Accumulator(self, 0, options, None).allocate(0))
+        args = (self.plan, self._workspace(), np.zeros((0, network.input.size)), np.zeros((0, 0), np.int8),
+                np.zeros(0, np.int64), 0, kinds.ENCODER_CODES[options.encoder], 1,
+                *_Accumulator(self, 0, options, None).allocate(0))
+        if report is not None and not is_ready(run_batch, args):
+            report(COMPILE_NOTICE)
+        run_batch(*args)
         self._startup = time.perf_counter() - started  # reported by the first run
 
     def run(self, inputs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *, timesteps: int,
             encoder: Optional[str] = None, seed: int = 0, batch_size: Optional[int] = None,
             record_spikes: bool = False, record_trace: bool = False, record_counts: bool = False,
             progress: bool = False, ann_outputs: Optional[np.ndarray] = None,
-            sample_ids: Optional[np.ndarray] = None, ann_signs=None) -> SimulationResult:
+            sample_ids: Optional[np.ndarray] = None, ann_signs=None, client=None,
+            chunk_size: Optional[int] = None) -> SimulationResult:
         """Simulate `inputs` (default: the network's own samples) for `timesteps` steps (`RunOptions` says
         what the other options mean).
 
@@ -150,22 +168,28 @@ class Simulator:
         spikes of inactivated neurons (docs/accounting.md): a mapping {population: [n, *shape]}, or a
         function of a batch of inputs [b, *input shape] returning such a mapping for it (so that they
         are computed batch by batch, in bounded memory: `evsim.weights_io.ann_signs`).
+        client: a `distributed.Client`: the run is spread over its cluster, one task per `chunk_size`
+        samples (default 64), and merged as a streamed run's chunks are (evsim/distributed.py); the
+        result is the local run's.
         """
         options = RunOptions(timesteps=timesteps, encoder=encoder, seed=seed, batch_size=batch_size,
                              record_spikes=record_spikes, record_trace=record_trace, record_counts=record_counts)
         return self.run_options(resolve_samples(self.network, inputs, labels, ann_outputs=ann_outputs), options,
-                                progress=progress, sample_ids=sample_ids, ann_signs=ann_signs)
+                                progress=progress, sample_ids=sample_ids, ann_signs=ann_signs, client=client,
+                                chunk_size=chunk_size)
 
     def run_options(self, samples: RunSamples, options: RunOptions, *, progress: bool = False,
-                    sample_ids: Optional[np.ndarray] = None, ann_signs=None) -> SimulationResult:
+                    sample_ids: Optional[np.ndarray] = None, ann_signs=None, client=None,
+                    chunk_size: Optional[int] = None) -> SimulationResult:
         """`run`, with the samples and options already gathered."""
         network = self.network
-        options = options.for_network(network)
+        options = check_run(network, samples, options)
+        if client is not None:
+            from evsim import distributed
+
+            return distributed.run_all(client, [distributed.Job(network, samples, sample_ids, ann_signs)], options,
+                                       dtype=self.dtype, threads=None, chunk_size=chunk_size, progress=progress)[0]
         inputs, labels, ann_outputs = samples
-        if ann_outputs is not None and np.shape(ann_outputs) != (len(inputs), network.output_population.size):
-            raise SimulationInputError(f"ann_outputs have shape {np.shape(ann_outputs)}; expected "
-                                       f"[{len(inputs)}, {network.output_population.size}]")
-        _check_inputs(network, inputs, options.encoder)
         started = time.perf_counter()
         flat = inputs.reshape(inputs.shape[0], -1).astype(np.float64)[:, self.plan.input_chw]
         ids = np.arange(len(flat), dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, dtype=np.int64)
@@ -224,16 +248,78 @@ def simulate(network: Network, inputs: Optional[np.ndarray] = None, labels: Opti
     return Simulator(network, dtype=dtype, threads=threads).run(inputs, labels, timesteps=timesteps, **options)
 
 
+def check_dtype(dtype) -> None:
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise SimulationInputError(f"dtype must be float32 or float64, not {dtype}")
+
+
+def check_run(network: Network, samples: RunSamples, options: RunOptions) -> RunOptions:
+    """The options with the encoder settled, once the samples are checked against the network and the options
+    (shape, type, range, labels, the ANN's outputs, the encoder's range), before any work; warns
+    (`InputRangeWarning`) when the inputs fall outside the range the network was calibrated on."""
+    options = options.for_network(network)
+    inputs, labels, ann_outputs = samples
+    if ann_outputs is not None and np.shape(ann_outputs) != (len(inputs), network.output_population.size):
+        raise SimulationInputError(f"ann_outputs have shape {np.shape(ann_outputs)}; expected "
+                                   f"[{len(inputs)}, {network.output_population.size}]")
+    _check_inputs(network, inputs, options.encoder)
+    _check_labels(network, inputs, labels)
+    _warn_outside_calibration(network, inputs)
+    return options
+
+
 def _check_inputs(network, inputs, encoder):
     shape = network.input.shape
     if inputs.ndim != len(shape) + 1 or tuple(inputs.shape[1:]) != tuple(shape):
         raise SimulationInputError(f"inputs have shape {inputs.shape}; the network's input needs [n, {', '.join(map(str, shape))}]")
-    if not np.issubdtype(inputs.dtype, np.number) or not np.isfinite(inputs).all():
+    if len(inputs) == 0:
+        raise SimulationInputError(f"inputs hold no samples (shape {inputs.shape})")
+    if not (np.issubdtype(inputs.dtype, np.integer) or np.issubdtype(inputs.dtype, np.floating)):
+        raise SimulationInputError(f"inputs must be real numbers (integer or floating point), not {inputs.dtype}")
+    if not np.isfinite(inputs).all():
         raise SimulationInputError("inputs must be finite numbers")
     low, high = kinds.ENCODER_RANGES[encoder]
     if inputs.min(initial=0) < low or inputs.max(initial=0) > high:
         raise SimulationInputError(f"the {encoder} encoder needs {_RANGE_WORDING[encoder]}; the inputs span "
                                    f"[{inputs.min():g}, {inputs.max():g}]")
+
+
+def _check_labels(network, inputs, labels):
+    """Labels are class indices of the readout: integers in [0, outputs), one per sample (as /samples/labels)."""
+    if labels is None:
+        return
+    classes = network.output_population.size
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(inputs),):
+        raise SimulationInputError(f"labels must be integers of shape [{len(inputs)}], not {labels.dtype} {labels.shape}")
+    outside = (labels < 0) | (labels >= classes)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise SimulationInputError(f"labels must be class indices in [0, {classes}) (the readout has {classes} "
+                                   f"outputs); label {i} is {labels[i]} ({int(outside.sum())} of {len(labels)} outside)")
+
+
+class InputRangeWarning(UserWarning):
+    """Inputs outside the range the network was calibrated on (its /meta `calibration_range`)."""
+
+
+def calibration_range(network: Network) -> Optional[tuple[float, float]]:
+    """(min, max) of the inputs the exporter calibrated the network on, from /meta; None when not recorded."""
+    value = (network.meta or {}).get("calibration_range")
+    return None if value is None else (float(value[0]), float(value[1]))
+
+
+def _warn_outside_calibration(network, inputs):
+    """Inputs on another scale than the calibration's (0..255 pixels for a [0, 1] network) run, but mean little."""
+    expected = calibration_range(network)
+    if expected is None:
+        return
+    low, high = float(inputs.min()), float(inputs.max())
+    span = expected[1] - expected[0]
+    tolerance = 1e-6 * max(span, abs(expected[0]), abs(expected[1]), 1.0)
+    if low < expected[0] - tolerance or high > expected[1] + tolerance:
+        warnings.warn(f"the inputs span [{low:g}, {high:g}], outside the range the network was calibrated on "
+                      f"[{expected[0]:g}, {expected[1]:g}] (/meta calibration_range): results may mean little",
+                      InputRangeWarning, stacklevel=3)
 
 
 _RANGE_WORDING = {kinds.BERNOULLI: "|x| <= 1 (x is a firing probability)", kinds.PHASE_ENCODER: "0 <= x <= 1"}
@@ -380,7 +466,12 @@ class _Accumulator:
             projections=[q.name for q in network.projections],
             population_kinds=[p.kind for p in network.populations],
             population_sizes=[p.size for p in network.populations],
+            population_units=[p.units for p in network.populations],
+            population_biased=[int(np.count_nonzero(p.expand("bias"))) if p.spec.membrane else 0
+                               for p in network.populations],
+            projection_sources=[q.source for q in network.projections],
             projection_kinds=[q.kind for q in network.projections],
+            projection_targets=[q.target for q in network.projections],
             timesteps=self.T, encoder=options.encoder, seed=int(options.seed), pred=self.pred, labels=labels,
             readout_v=self.readout_v[:, -1], readout_mass=self.readout_mass[:, -1], readout_estimate=self.estimate,
             ann_outputs=self.ann_outputs, cosine=self.cosine, abs_difference=self.abs_difference,

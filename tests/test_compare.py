@@ -136,7 +136,8 @@ def test_cli_compare_prints_and_writes(files, tmp_path):
     assert [run["name"] for run in table["runs"]] == ["max", "half"] and table["n_samples"] == 8
     assert set(table["runs"][0]) == {"name", "timesteps", "encoder", "ann_accuracy", "accuracy", "latency",
                                      "per_sample", "energy_pj_per_sample", "snn_over_ann_energy",
-                                     "mean_decision_time", "ratio_to_first"}
+                                     "mean_decision_time", "ratio_to_first", "memory"}
+    assert table["runs"][0]["memory"] is None and table["baselines"] == []  # cmos45-int8 prices operations only
     assert "cmos45-int8" in result.output and "accuracy t=4" in result.output
     assert [row["name"] for row in csv.DictReader(out_csv.open())] == ["max", "half"]
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())

@@ -53,7 +53,8 @@ def independent_counts(network, result, inputs, encoder):
                 pops[:, :, p, EVENTS_A if tag == "A" else EVENTS_B] += events
                 pops[:, :, p, MASS_A if tag == "A" else MASS_B] += mass
         if pop.kind not in ("input", "relay"):
-            pops[:, :, p, BIAS_OPS] = np.count_nonzero(pop.expand("bias")) * pop.units
+            receiving = 1 if pop.kind == "bif" and pop.drive == "gated" else pop.units  # gated: the integrating unit
+            pops[:, pop.bias_onset:, p, BIAS_OPS] = np.count_nonzero(pop.expand("bias")) * receiving
             pops[:, :, p, NEURON_UPDATES] = pop.size if pop.fires else 0
     projs = np.zeros((n, T, len(network.projections), len(PROJECTION_COUNTERS)), dtype=np.int64)
     for q, proj in enumerate(network.projections):
@@ -65,7 +66,8 @@ def independent_counts(network, result, inputs, encoder):
             projs[:, :, q, INPUT_MACS_DENSE] = f.sum()
             continue
         for tag, coef in trains[src.name].items():
-            units = 2 if tgt.kind == "bif" and tag == "out" and proj.kind != "maxpool2d" else 1
+            split = tgt.kind == "bif" and tgt.drive != "gated"  # an untagged event reaches both units only when split
+            units = 2 if split and tag == "out" and proj.kind != "maxpool2d" else 1
             if proj.kind in ("avgpool2d", "maxpool2d"):
                 projs[:, :, q, POOL_OPS] += ((coef != 0) * f).sum(-1) * units
             else:
@@ -77,8 +79,9 @@ def independent_counts(network, result, inputs, encoder):
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("coding,bif,encoder", [("rate", False, "analog"), ("rate", False, "bernoulli"),
                                                  ("mixed", True, "phase"), ("phase", True, "analog")])
-def test_counts_match_spike_trains(seed, coding, bif, encoder):
-    network = random_network(100 + seed, coding=coding, bif=bif)
+@pytest.mark.parametrize("version2", [False, True], ids=["v1", "v2"])
+def test_counts_match_spike_trains(seed, coding, bif, encoder, version2):
+    network = random_network(100 + seed, coding=coding, bif=bif, version2=version2)
     inputs = random_inputs(seed, network, 2, encoder)
     result = simulate(network, inputs, timesteps=T, encoder=encoder, seed=seed, record_spikes=True, record_counts=True)
     pops, projs = independent_counts(network, result, inputs, encoder)

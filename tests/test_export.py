@@ -85,7 +85,7 @@ class _Residual(nn.Module):
     (_TorchSigmoid(), (4,), r"'sigmoid'.*call_function 'sigmoid'"),
     (_Residual(), (4,), r"node 'fc2' reads the sum 'add' directly: a sum \(residual add\) must be followed "
                         r"directly by a ReLU"),
-    (nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), (4,), r"'_1' reads '_0', whose outputs can be negative"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), (4,), r"'fc2' reads 'fc1', whose outputs can be negative"),
     (nn.Sequential(nn.Linear(4, 2), nn.ReLU()), (4,), r"without activation"),
 ])
 def test_unsupported_models_raise_a_clear_error(model, shape, pattern):
@@ -145,7 +145,7 @@ def test_ann_macs_by_hand():
         nn.Flatten(), nn.Linear(4, 3),  # 4*3 = 12
     )
     net = convert_model(model, calibration=torch.rand(3, 1, 6, 6))
-    assert net.ann.layer_macs == {"_0": 648, "_2": 72, "_3": 36, "_6": 12}
+    assert net.ann.layer_macs == {"conv1": 648, "pool1": 72, "conv2": 36, "fc1": 12}
     assert net.ann.macs == 768
 
 
@@ -154,7 +154,7 @@ def test_padded_pool_counts_only_inputs_inside_the_image():
                           nn.Linear(4, 2))
     layers = trace_model(model.eval(), torch.rand(2, 1, 4, 4))
     # 2x2 windows over a 4x4 image padded by 1: in-bounds taps 2*2 + 2*3 + 3*2 + 3*3
-    assert ann_macs(layers)["_2"] == 25
+    assert ann_macs(layers)["pool1"] == 25
 
 
 def test_samples_outputs_accuracy_and_meta():
@@ -183,8 +183,8 @@ def test_the_written_file_reads_back(tmp_path):
                            **version_1("rate-norm"))
     net = hdf5.read_network(tmp_path / "net.h5")
     assert [(p.name, p.kind, tuple(p.shape)) for p in net.populations] == [
-        ("input", "input", (1, 6, 6)), ("_0", "if", (4, 6, 6)), ("_3", "if", (4, 3, 3)),
-        ("_6", "if", (5,)), ("_9", "readout", (3,)),
+        ("input", "input", (1, 6, 6)), ("conv1", "if", (4, 6, 6)), ("pool1", "if", (4, 3, 3)),
+        ("fc1", "if", (5,)), ("fc2", "readout", (3,)),
     ]
     read_back = {q.name: q for q in net.projections}
     for want in written.projections:
@@ -192,7 +192,7 @@ def test_the_written_file_reads_back(tmp_path):
         assert (got.kind, got.source, got.target) == (want.kind, want.source, want.target)
         if want.weight is not None:
             np.testing.assert_array_equal(got.weight, want.weight)
-    assert np.asarray(net.population("_0").bias).shape == (4,)
+    assert np.asarray(net.population("conv1").bias).shape == (4,)
     assert net.samples.inputs.shape == (4, 1, 6, 6)
     np.testing.assert_array_equal(net.samples.labels, [0, 1, 2, 0])
     assert net.ann.macs == written.ann.macs

@@ -157,20 +157,20 @@ def test_a_max_pool_is_a_relay_behind_the_spiking_max_gate(method):
     net = convert_model(model, calibration=x, method=method)
     kinds = [(p.name, p.kind, tuple(p.shape)) for p in net.populations]
     hidden = "bif" if method == "bsnn" else "if"
-    assert kinds == [("input", "input", (1, 8, 8)), ("_0", hidden, (4, 8, 8)), ("_2", "relay", (4, 4, 4)),
-                     ("_3", hidden, (6, 2, 2)), ("_5", "relay", (6, 1, 1)), ("_7", "readout", (3,))]
+    assert kinds == [("input", "input", (1, 8, 8)), ("conv1", hidden, (4, 8, 8)), ("pool1", "relay", (4, 4, 4)),
+                     ("conv2", hidden, (6, 2, 2)), ("pool2", "relay", (6, 1, 1)), ("fc1", "readout", (3,))]
     pools = {q.name: q for q in net.projections if q.kind == "maxpool2d"}
     assert {name: (q.source, q.target, q.kernel, q.stride, q.padding, q.scale) for name, q in pools.items()} == {
-        "_2": ("_0", "_2", (2, 2), (2, 2), (0, 0), 1.0), "_5": ("_3", "_5", (2, 2), (1, 1), (0, 0), 1.0)}
+        "pool1": ("conv1", "pool1", (2, 2), (2, 2), (0, 0), 1.0), "pool2": ("conv2", "pool2", (2, 2), (1, 1), (0, 0), 1.0)}
     lambdas = dict(zip((p.name for p in net.populations), net.ann.lambdas))
-    assert lambdas["_2"] == lambdas["_0"] and lambdas["_5"] == lambdas["_3"]  # a relay keeps its source's spike
-    conv = next(q for q in net.projections if q.name == "_3")
-    assert conv.source == "_2"
+    assert lambdas["pool1"] == lambdas["conv1"] and lambdas["pool2"] == lambdas["conv2"]  # a relay keeps its source's spike
+    conv = next(q for q in net.projections if q.name == "conv2")
+    assert conv.source == "pool1"
     if method in ("rate-norm", "phase", "bsnn"):
         # the relay of a bif source passes tagged events: no halving into the next bif layer
-        expected = model[3].weight.detach().double().numpy() * lambdas["_0"] / lambdas["_3"]
+        expected = model[3].weight.detach().double().numpy() * lambdas["conv1"] / lambdas["conv2"]
         np.testing.assert_allclose(conv.weight, expected, rtol=1e-6)
-    assert ann_macs(trace_model(model, x[:2]))["_2"] == 4 * 8 * 8  # one compare per input element and window
+    assert ann_macs(trace_model(model, x[:2]))["pool1"] == 4 * 8 * 8  # one compare per input element and window
     assert "maxpool2d projection" in net.meta["maxpool"] and net.meta["architecture"] == "4c3-mp2-6c3-mp2-3"
 
 
@@ -252,7 +252,7 @@ def test_a_conv_shortcut_is_normalised_like_any_layer(sync):
     projections = {q.name: q for q in net.projections}
     ws, bs = _fold(*model.block2.shortcut)
     w2, b2 = _fold(model.block2.conv2, model.block2.bn2)
-    shortcut = projections["block2_shortcut_0"]
+    shortcut = projections["block2_shortcut_conv1"]
     assert (shortcut.kind, shortcut.source, shortcut.target) == ("conv2d", "add_1_sync" if sync else "add", "add_1")
     assert (shortcut.stride, shortcut.padding, shortcut.weight.shape) == ((2, 2), (0, 0), (6, 4, 1, 1))
     np.testing.assert_allclose(shortcut.weight, ws * lam["out1"] / lam["out2"], rtol=1e-5)
@@ -416,11 +416,11 @@ class _Sum(nn.Module):
 
 @pytest.mark.parametrize("model, options, pattern", [
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 2)), {"method": "termapping"},
-     r"max pool '_1' reads '_0', whose outputs can be negative.*spiking max gate"),
-    (nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2)), {}, r"max pool '_0' reads 'input'.*or the input"),
+     r"max pool 'pool1' reads 'conv1', whose outputs can be negative.*spiking max gate"),
+    (nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2)), {}, r"max pool 'pool1' reads 'input'.*or the input"),
     (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, dilation=2), nn.Flatten(),
                    nn.Linear(2, 2)), {},
-     r"node '_2': max pool needs dilation 1, ceil_mode=False"),
+     r"node 'pool1': max pool needs dilation 1, ceil_mode=False"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, ceil_mode=True), nn.Flatten(), nn.Linear(2, 2)),
      {}, r"ceil_mode=False"),
     (_Sum(), {"method": "termapping"}, r"node 'add' is a residual sum: method 'termapping' does not convert sums "

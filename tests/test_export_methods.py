@@ -365,11 +365,11 @@ def test_meta_records_the_method_and_reads_back(tmp_path):
     (_dense(nn.ReLU), {"method": "augmapping", "m_aug": -1}, r"m_aug must be an integer >= 1.*got -1"),
     (_dense(nn.ReLU), {"method": "augmapping", "m_aug": 2.5}, r"m_aug must be an integer.*got 2.5"),
     (_dense(nn.ReLU), {"method": "augmapping", "m_aug": True}, r"m_aug must be an integer.*got True"),
-    (_dense(nn.ReLU), {"v_init_fraction": 1.5}, r"v_init_fraction must be in \[0, 1\], got 1.5"),
-    (_dense(nn.ReLU), {"percentile": 0}, r"percentile must be in \(0, 100\], got 0"),
+    (_dense(nn.ReLU), {"v_init_fraction": 1.5}, r"v_init_fraction must be a number in \[0, 1\], got 1.5"),
+    (_dense(nn.ReLU), {"percentile": 0}, r"percentile must be a number in \(0, 100\], got 0"),
     (_dense(nn.ReLU), {"input_encoding": "morse"}, r"input_encoding must be one of .*'morse'"),
     (_dense(lambda: nn.LeakyReLU(0.1)), {},
-     r"'_0': method 'rate-norm' cannot convert leaky_relu\(negative_slope=0.1\) \(it converts relu; "
+     r"'fc1': method 'rate-norm' cannot convert leaky_relu\(negative_slope=0.1\) \(it converts relu; "
      r"leaky_relu needs method termapping or augmapping\)"),
     (_dense(lambda: nn.LeakyReLU(0.1)), {"method": "clip"}, r"method 'clip' cannot convert leaky_relu"),
     (_dense(nn.ReLU), {"method": "clip"}, r"method 'clip' cannot convert relu \(it converts clip; relu needs method "
@@ -378,7 +378,7 @@ def test_meta_records_the_method_and_reads_back(tmp_path):
      r"method 'termapping' cannot convert clip\(0, 0.75\).*needs method clip"),
     (_clip_net()[0], {"method": "augmapping"}, r"method 'augmapping' cannot convert clip"),
     (_clip_net()[0], {}, r"method 'rate-norm' cannot convert clip"),
-    (_dense(nn.Identity), {"method": "clip"}, r"'_2' reads '_0', whose outputs can be negative.*method 'clip'"),
+    (_dense(nn.Identity), {"method": "clip"}, r"'fc2' reads 'fc1', whose outputs can be negative.*method 'clip'"),
     (_dense(lambda: nn.LeakyReLU(-0.5)), {"method": "augmapping"}, r"negative_slope -0.5 < 0"),
     (nn.Sequential(nn.Linear(4, 2), nn.LeakyReLU(0.1)), {"method": "augmapping"}, r"without activation"),
     (nn.Sequential(nn.Linear(4, 2), TrainableClip(1.0)), {"method": "clip"}, r"without activation"),
@@ -393,7 +393,7 @@ def test_a_clip_bound_must_be_positive():
     model, _, _ = _clip_net()
     with torch.no_grad():
         model[1].theta.fill_(-0.5)
-    with pytest.raises(ExportError, match=r"node '_1': TrainableClip theta must be one value > 0, got -0.5"):
+    with pytest.raises(ExportError, match=r"node 'clip1': TrainableClip theta must be one value > 0, got -0.5"):
         convert_model(model, calibration=_calibration(), method="clip")
     with pytest.raises(ValueError, match="theta_init must be > 0"):
         TrainableClip(0.0)
@@ -402,5 +402,5 @@ def test_a_clip_bound_must_be_positive():
 def test_a_clip_must_follow_a_weighted_layer():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), TrainableClip(1.0), nn.AvgPool2d(2), TrainableClip(0.5), nn.Flatten(),
                           nn.Linear(2, 2))
-    with pytest.raises(ExportError, match=r"node '_3': clip must directly follow a Conv2d/Linear"):
+    with pytest.raises(ExportError, match=r"node 'clip2': clip must directly follow a Conv2d/Linear"):
         convert_model(model, calibration=torch.rand(2, 1, 4, 4), method="clip")

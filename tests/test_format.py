@@ -1,4 +1,4 @@
-"""The file format, versions 1 and 2 (docs/format.md): conformance files, round trip,
+"""The file format, versions 1 to 3 (docs/format.md): conformance files, round trip,
 the writer's version, the saved example files, and one hostile file per rule the reader enforces."""
 import dataclasses
 import re
@@ -17,7 +17,9 @@ from evsim.weights_io import FORMAT_NAME, FORMAT_VERSION, FormatLimits, read_net
 
 EXAMPLE_V1 = Path(__file__).parent / "data" / "example_v1.h5"
 EXAMPLE_V2 = Path(__file__).parent / "data" / "example_v2.h5"
+EXAMPLE_V3 = Path(__file__).parent / "data" / "example_v3.h5"
 V2_ATTRIBUTES = ("rank", "drive", "bias_onset")
+V3_NAMES = ("reset", "fire_when", "v_reset")  # two attributes and a dataset
 
 
 def assert_same(a, b, where="network"):
@@ -54,11 +56,12 @@ def test_all_conformance_files_are_there(conformance_dir):
     v1 |= {"later_bsnn", "later_maxpool"}
     v2 = {f"v2_{net}" for net in ("bsnn_gated_analog", "bsnn_gated_phase", "maxpool_value", "random",
                                    "readout_signed", "residual")}
-    assert stems == v1 | v2
+    v3 = {f"v3_{net}" for net in ("fire_gt", "random", "reset_value")}
+    assert stems == v1 | v2 | v3
     for stem in stems:  # each with its expected outputs, and in the format version its name says
         assert (conformance_dir / f"{stem}.expected.npz").exists()
         with h5py.File(conformance_dir / f"{stem}.h5", "r") as f:
-            assert int(f.attrs["format_version"]) == (2 if stem.startswith("v2_") else 1)
+            assert int(f.attrs["format_version"]) == (int(stem[1]) if stem.startswith("v") else 1)
 
 
 def test_reads_conformance_file(conformance_file):
@@ -73,7 +76,7 @@ def test_reads_conformance_file(conformance_file):
         for array in (proj.weight, proj.indptr, proj.indices):
             assert array is None or array.dtype in (np.float64, np.int64)
     for pop in net.populations:
-        for name in ("theta_pos", "theta_neg", "v_init", "bias"):
+        for name in ("theta_pos", "theta_neg", "v_init", "bias", "v_reset"):
             value = getattr(pop, name)
             assert value is None or (value.dtype == np.float64 and value.shape in ((), (pop.shape[0],), pop.shape))
 
@@ -98,6 +101,13 @@ def test_conformance_decoded_values(conformance_dir):
     assert bsnn.population("bif3").max_coeff == 1 and bsnn.population("bif3").coding == "phase"
     maxpool = next(q for q in bsnn.projections if q.kind == "maxpool2d")
     assert bsnn.population(maxpool.target).kind == "relay" and maxpool.scale == 1.0
+    reset = read_network(conformance_dir / "v3_reset_value.h5")
+    if1, if3, if4 = (reset.population(n) for n in ("if1", "if3", "if4"))
+    assert (if1.reset, if1.fire_when, if1.v_reset.shape) == ("value", "ge", (3,))
+    assert (if3.reset, if3.v_reset) == ("value", None)  # no dataset: reset to 0
+    assert (if4.reset, if4.v_reset) == ("subtract", None)  # written explicitly at its default
+    gt = read_network(conformance_dir / "v3_fire_gt.h5")
+    assert [p.fire_when for p in gt.populations if p.kind == "if"] == ["gt", "gt", "gt", "ge"]
     later_cnn = read_network(conformance_dir / "later_cnn.h5")
     assert later_cnn.input.encoding == "phase" and later_cnn.input.phase_period == 3
     assert later_cnn.population("if1").theta_neg.shape == (4,)
@@ -220,7 +230,36 @@ def contents(path: Path) -> dict:
     return found
 
 
-@pytest.mark.parametrize("example", [EXAMPLE_V1, EXAMPLE_V2], ids=["v1", "v2"])
+# -- the saved version-3 example -----------------------------------------------
+
+
+def test_reads_saved_version_3_example():
+    with h5py.File(EXAMPLE_V3) as f:
+        assert f.attrs["format_version"] == 3
+    net = read_network(EXAMPLE_V3)
+    assert net.producer == "evsim tests/data/make_example_v3.py"
+    assert [(p.name, p.kind, p.shape) for p in net.populations] == [
+        ("in", "input", (1, 4, 4)), ("c1", "if", (2, 2, 2)), ("h", "if", (4,)), ("g", "if", (4,)), ("out", "readout", (3,)),
+    ]
+    c1, h, g, out = (net.population(n) for n in ("c1", "h", "g", "out"))
+    # every version-3 field with a value other than its default: reset to a per-channel value, fire only beyond
+    assert (c1.reset, c1.fire_when, c1.v_reset.tolist()) == ("value", "gt", [0.25, -0.125])
+    assert (h.reset, h.fire_when, h.v_reset) == ("value", "ge", None)  # reset to 0: no dataset
+    assert (g.reset, g.fire_when, g.v_reset) == ("subtract", "gt", None)
+    # a version-2 attribute and the version-1 fields around them
+    assert (h.bias_onset, h.max_coeff, h.theta_neg) == (2, 0, -1.0)
+    assert c1.theta_pos.tolist() == [1.0, 0.5] and g.theta_pos == 0.5 and out.bias.tolist() == [0.0, 0.0625, -0.0625]
+    assert [q.name for q in net.projections] == ["conv", "fc", "fc2", "fc3"]
+    conv, fc, fc2, fc3 = net.projections
+    assert (conv.stride, conv.padding) == ((2, 2), (1, 1)) and np.array_equal(conv.weight, ramp(2, 1, 3, 3))
+    assert np.array_equal(fc.weight, ramp(4, 8)) and np.array_equal(fc2.weight, ramp(4, 4))
+    assert np.array_equal(fc3.weight, ramp(3, 4))
+    assert net.output == "out" and net.samples.labels.tolist() == [1, 0, 2]
+    assert np.array_equal(net.samples.inputs.reshape(-1), (np.arange(48) % 13) / 8 - 0.75)
+    assert net.meta == {"method": "nir", "dataset": "synthetic", "note": "evsim format version 3 example file"}
+
+
+@pytest.mark.parametrize("example", [EXAMPLE_V1, EXAMPLE_V2, EXAMPLE_V3], ids=["v1", "v2", "v3"])
 def test_rewriting_a_saved_example_gives_the_same_file(example, tmp_path):
     """The writer writes the lowest version that holds a network, so a version-1 network is still written as the
     version-1 file it was (same attributes, same types, same data), and the version-2 example as itself."""
@@ -264,7 +303,7 @@ def written_version(path: Path) -> int:
 
 def test_kind_table_versions_are_ones_this_module_reads_and_writes():
     for spec in (*POPULATION_KINDS.values(), *PROJECTION_KINDS.values()):
-        for attr in POPULATION_ATTRIBUTES + PROJECTION_ATTRIBUTES + spec.attributes:
+        for attr in POPULATION_ATTRIBUTES + PROJECTION_ATTRIBUTES + spec.attributes + getattr(spec, "parameters", ()):
             assert 1 <= attr.since <= FORMAT_VERSION, (spec.name, attr.name)
             assert attr.when is None or attr.meaning, (spec.name, attr.name)  # the error message names the condition
 
@@ -338,6 +377,63 @@ def test_bias_onset_is_any_integer_at_least_0(valid_file, onset):
     """Any integer type, of any width, that fits int64; an onset past any T is valid (it means no bias)."""
     path = mutated(valid_file, version_2(set_attr("/populations/h", "bias_onset", onset)))
     assert read_network(path).population("h").bias_onset == int(np.asarray(onset).reshape(-1)[0])
+
+
+# -- version 3: what the writer writes, what the reader accepts ------------------
+
+#: Each version-3 setting other than the default, on an if population of small_network; and what it writes
+V3_SETTINGS = [
+    ("c1", {"reset": "value"}, {"reset"}),  # to 0: no dataset
+    ("c1", {"reset": "value", "v_reset": np.array([0.25, -0.5])}, {"reset", "v_reset"}),
+    ("h2", {"reset": "value", "v_reset": np.array(0.125)}, {"reset", "v_reset"}),
+    ("a", {"fire_when": "gt"}, {"fire_when"}),
+]
+
+
+def version_3_names(path: Path) -> set[tuple[str, str]]:
+    """(HDF5 path, name) of every version-3 attribute and dataset in the file."""
+    with h5py.File(path) as f:
+        return {(obj.name, key) for obj in f["populations"].values() for key in (*obj.attrs, *obj) if key in V3_NAMES}
+
+
+@pytest.mark.parametrize("name, fields, written", V3_SETTINGS, ids=["reset to 0", "per-channel v_reset", "scalar v_reset",
+                                                                     "fire_when gt"])
+def test_one_version_3_setting_makes_a_version_3_file(tmp_path, name, fields, written):
+    net = changed(small_network(), name, **fields)
+    assert_same(round_trip(net, tmp_path / "net.h5"), net)
+    assert written_version(tmp_path / "net.h5") == 3
+    assert version_3_names(tmp_path / "net.h5") == {(f"/populations/{name}", key) for key in written}
+
+
+def test_version_3_defaults_keep_a_network_at_its_version(tmp_path):
+    """reset = subtract and fire_when = ge are not written; nor is a v_reset under reset by subtraction, where it means
+    nothing (the reader would refuse it). With a version-2 attribute the file is version 2, not 3."""
+    net = changed(small_network(), "c1", reset="subtract", fire_when="ge", v_reset=np.array(0.5))
+    assert round_trip(net, tmp_path / "net.h5").population("c1").v_reset is None
+    assert written_version(tmp_path / "net.h5") == 1 and version_3_names(tmp_path / "net.h5") == set()
+    write_network(tmp_path / "v2.h5", changed(net, "h", drive="gated"))
+    assert written_version(tmp_path / "v2.h5") == 2
+
+
+def version_3(*mutations):
+    return each(set_attr("/", "format_version", 3), *mutations)
+
+
+def test_version_3_reader_accepts_explicit_defaults(valid_file):
+    explicit = [set_attr(f"/populations/{name}", key, value) for name in ("c1", "a", "h2")
+                for key, value in (("reset", "subtract"), ("fire_when", "ge"))]
+    assert_same(read_network(mutated(valid_file, version_3(*explicit))), small_network())
+
+
+@pytest.mark.parametrize("v_reset", [np.float16(0.5), np.array([0.5]), np.array([0.5, -2.0]), np.full((2, 4, 4), 3.0)],
+                         ids=["float16 scalar", "shape (1,)", "per channel", "per neuron"])
+def test_v_reset_is_any_neuron_parameter_of_any_sign_and_size(valid_file, v_reset):
+    """A v_reset at or beyond a threshold is legal (the neuron fires again at its next comparison)."""
+    path = mutated(valid_file, version_3(set_attr(f"{P}/c1", "reset", "value"), put(f"{P}/c1/v_reset", v_reset)))
+    c1 = read_network(path).population("c1")
+    expected = np.asarray(v_reset, np.float64)
+    assert c1.reset == "value" and c1.v_reset.dtype == np.float64
+    assert np.array_equal(c1.v_reset, expected.reshape(()) if expected.size == 1 else expected)
 
 
 # -- hostile files: one per rule ---------------------------------------------------
@@ -456,6 +552,8 @@ RULES = [
     ("version newer", set_attr("/", "format_version", FORMAT_VERSION + 1), "/",
      rf"format_version {FORMAT_VERSION + 1} is newer than this evsim reads \({FORMAT_VERSION}\); upgrade evsim"),
     ("version unknown", set_attr("/", "format_version", 0), "/", r"not a version that ever existed"),
+    ("version a 1-element array", set_attr("/", "format_version", np.array([1], np.int64)), "/",
+     r"'format_version' must be a scalar integer; found an array of shape \(1,\)"),
     ("unknown root attribute", set_attr("/", "creator", "x"), "/", r"unknown attribute 'creator'"),
     ("unknown root member", put("/extra", [1.0]), "/extra", r"unknown member"),
     ("attribute on a dataset", set_attr(f"{Q}/fc/weight", "units", "mV"), f"{Q}/fc/weight",
@@ -487,6 +585,17 @@ RULES = [
     ("phase_period 0", set_attr(f"{P}/h", "phase_period", 0), f"{P}/h", r"'phase_period' is \[0\]; .* >= 1"),
     ("phase_period not integer", set_attr(f"{P}/h", "phase_period", 2.0), f"{P}/h",
      r"'phase_period' must be an integer"),
+    ("bif without phase_period", del_attr(f"{P}/h", "phase_period"), f"{P}/h",
+     r"missing attribute 'phase_period' \(required for .*bif"),
+    ("phase-coded if without phase_period", each(set_attr(f"{P}/h2", "coding", "phase"), del_attr(f"{P}/h2", "phase_period")),
+     f"{P}/h2", r"missing attribute 'phase_period' \(required for a phase-coded population"),
+    ("phase-encoding input without phase_period", each(set_attr(f"{P}/in", "encoding", "phase"),
+                                                        del_attr(f"{P}/in", "phase_period")),
+     f"{P}/in", r"missing attribute 'phase_period' \(required for .*phase-encoding input"),
+    ("calibration_range not a pair", set_attr("/meta", "conversion", '{"calibration_range": [0, 1, 2]}'), "/meta",
+     r"calibration_range must be \[min, max\]"),
+    ("calibration_range reversed", set_attr("/meta", "conversion", '{"calibration_range": [1, 0]}'), "/meta",
+     r"min <= max; found \[1, 0\]"),
     ("max_coeff negative", set_attr(f"{P}/h", "max_coeff", -1), f"{P}/h", r"'max_coeff' is \[-1\]; .* >= 0"),
     ("shape rank 2", set_attr(f"{P}/c1", "shape", [2, 16]), f"{P}/c1",
      r"'shape' must be an integer array of length 1 or 3"),
@@ -659,6 +768,52 @@ RULES = [
      r"unknown attribute 'bias_onset'"),
     ("version-2 attribute misspelled", version_2(set_attr(f"{P}/c1", "bias_onest", 1)), f"{P}/c1",
      r"^unknown attribute 'bias_onest' \(allowed here: [a-z_, ]*\)$"),
+    # version 3: a version-3 attribute or dataset in a version-1 or version-2 file, even at its default
+    ("reset in a version-1 file", set_attr(f"{P}/c1", "reset", "subtract"), f"{P}/c1",
+     r"^attribute 'reset' is a version-3 attribute; this file declares format_version 1$"),
+    ("fire_when in a version-2 file", version_2(set_attr(f"{P}/a", "fire_when", "gt")), f"{P}/a",
+     r"^attribute 'fire_when' is a version-3 attribute; this file declares format_version 2$"),
+    ("v_reset in a version-2 file", version_2(put(f"{P}/h2/v_reset", 0.0)), f"{P}/h2/v_reset",
+     r"^dataset 'v_reset' is a version-3 dataset; this file declares format_version 2$"),
+    ("v_reset in a version-1 file", put(f"{P}/h2/v_reset", 0.5), f"{P}/h2/v_reset",
+     r"^dataset 'v_reset' is a version-3 dataset; this file declares format_version 1$"),
+    ("v_reset and reset in a version-1 file", each(set_attr(f"{P}/h2", "reset", "value"), put(f"{P}/h2/v_reset", 0.5)),
+     f"{P}/h2", r"^attribute 'reset' is a version-3 attribute; this file declares format_version 1$"),
+    # version 3: wrong type, unknown value
+    ("reset number", version_3(set_attr(f"{P}/c1", "reset", 0)), f"{P}/c1", r"attribute 'reset' must be a string; found int64"),
+    ("reset unknown", version_3(set_attr(f"{P}/c1", "reset", "zero")), f"{P}/c1",
+     r"^unknown reset 'zero' \(version 3 knows subtract, value\)$"),
+    ("reset capitalised", version_3(set_attr(f"{P}/c1", "reset", "Value")), f"{P}/c1", r"strings are case-sensitive"),
+    ("fire_when unknown", version_3(set_attr(f"{P}/c1", "fire_when", ">")), f"{P}/c1",
+     r"^unknown fire_when '>' \(version 3 knows ge, gt\)$"),
+    ("fire_when array", version_3(set_attr(f"{P}/c1", "fire_when", ["ge", "gt"])), f"{P}/c1",
+     r"attribute 'fire_when' must be a string"),
+    ("v_reset integers", version_3(set_attr(f"{P}/c1", "reset", "value"), put(f"{P}/c1/v_reset", np.zeros(2, np.int32))),
+     f"{P}/c1/v_reset", r"must be float16, float32 or float64, not int32"),
+    ("v_reset nan", version_3(set_attr(f"{P}/c1", "reset", "value"), put(f"{P}/c1/v_reset", [0.0, np.inf])),
+     f"{P}/c1/v_reset", r"must be finite; found inf at index \[1\]"),
+    ("v_reset shape", version_3(set_attr(f"{P}/c1", "reset", "value"), put(f"{P}/c1/v_reset", [0.0, 0.0, 0.0])),
+     f"{P}/c1/v_reset", r"shape \(3,\) fits neither a scalar, a per-channel \[C\] nor the population's shape \[2, 4, 4\]"),
+    ("v_reset a group", version_3(set_attr(f"{P}/c1", "reset", "value"), add_group(f"{P}/c1/v_reset")), f"{P}/c1/v_reset",
+     r"must be a dataset"),
+    # version 3: where the format does not define it (another kind, or v_reset without reset = value)
+    ("v_reset without reset", version_3(put(f"{P}/c1/v_reset", 0.5)), f"{P}/c1/v_reset",
+     r"^dataset 'v_reset' is defined only for an if population with reset = value, which c1 is not$"),
+    ("v_reset with reset subtract", version_3(set_attr(f"{P}/c1", "reset", "subtract"), put(f"{P}/c1/v_reset", 0.5)),
+     f"{P}/c1/v_reset", r"^dataset 'v_reset' is defined only for an if population with reset = value"),
+    ("reset on a bif", version_3(set_attr(f"{P}/h", "reset", "value")), f"{P}/h",
+     r"^unknown attribute 'reset' \(allowed here: [a-z_, ]*\); reset is an attribute of if populations, since format "
+     r"version 3$"),
+    ("fire_when on a readout", version_3(set_attr(f"{P}/out", "fire_when", "gt")), f"{P}/out",
+     r"^unknown attribute 'fire_when' .*fire_when is an attribute of if populations, since format version 3$"),
+    ("fire_when on a projection", version_3(set_attr(f"{Q}/fc", "fire_when", "gt")), f"{Q}/fc", r"unknown attribute 'fire_when'"),
+    ("v_reset on a bif", version_3(put(f"{P}/h/v_reset", 0.0)), f"{P}/h/v_reset", r"unknown member \(allowed here: theta_pos, "
+     r"theta_neg, v_init, bias\)"),
+    ("v_reset on a readout", version_3(put(f"{P}/out/v_reset", 0.0)), f"{P}/out/v_reset", r"unknown member"),
+    ("v_reset on an input", version_3(put(f"{P}/in/v_reset", 0.0)), f"{P}/in/v_reset", r"unknown member \(allowed here: none\)"),
+    ("reset on an input", version_3(set_attr(f"{P}/in", "reset", "value")), f"{P}/in", r"unknown attribute 'reset'"),
+    ("version-3 dataset misspelled", version_3(set_attr(f"{P}/c1", "reset", "value"), put(f"{P}/c1/vreset", 0.0)),
+     f"{P}/c1/vreset", r"unknown member \(allowed here: theta_pos, theta_neg, v_init, bias, v_reset\)"),
 ]
 
 

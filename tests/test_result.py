@@ -44,7 +44,7 @@ def test_load_rejects_other_files(tmp_path, conformance_dir):
     with pytest.raises(EvsimError, match="not an evsim result file"):
         load_result(conformance_dir / "later_bsnn.h5")
     (tmp_path / "x.h5").write_text("nope")
-    with pytest.raises(EvsimError, match="cannot read result"):
+    with pytest.raises(EvsimError, match="not an HDF5 file"):
         load_result(tmp_path / "x.h5")
 
 

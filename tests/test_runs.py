@@ -14,7 +14,8 @@ from evsim.runs import ResumeError, run_to_file
 from evsim.weights_io import read_network
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn.h5"
-ARGS = ["-T", "128", "-n", "192", "--chunk-size", "8", "--encoder", "bernoulli", "--seed", "3", "--no-progress"]
+N, CHUNK = 384, 8  # 48 chunks: a margin for a loaded machine, where the watcher below wakes late
+ARGS = ["-T", "128", "-n", str(N), "--chunk-size", str(CHUNK), "--encoder", "bernoulli", "--seed", "3", "--no-progress"]
 
 
 def evsim(*args):
@@ -23,7 +24,7 @@ def evsim(*args):
 
 def assert_same_result(a, b):
     for f in dataclasses.fields(a):
-        if f.name in ("wall_time", "startup_time", "threads"):
+        if f.name in ("wall_time", "startup_time", "threads", "manifest"):  # an in-memory run has no manifest
             continue
         x, y = getattr(a, f.name), getattr(b, f.name)
         if isinstance(x, np.ndarray):
@@ -38,7 +39,7 @@ def uninterrupted():
     from evsim.simulate import simulate
 
     network = read_network(EXAMPLE)
-    samples, n = network.samples, 192
+    samples, n = network.samples, N
     return simulate(network, samples.inputs[:n], samples.labels[:n], ann_outputs=network.ann.outputs[:n],
                     timesteps=128, encoder="bernoulli", seed=3)
 
@@ -55,13 +56,34 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted, sig
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0, "the run finished before it could be interrupted"
     if sig == signal.SIGINT:
-        assert proc.returncode == 130 and b"resume" in err
+        assert proc.returncode == 130 and b"run the same command again with --resume" in err
+        assert b"Traceback" not in err
     finished = len(list(partial.glob("chunk-*.h5")))
-    assert 2 <= finished < 24 and not out.exists()
+    assert 2 <= finished < N // CHUNK and not out.exists()
     done = subprocess.run(evsim(*ARGS, "-o", str(out), "--resume"), capture_output=True)
     assert done.returncode == 0, done.stderr
     assert not partial.exists()
-    assert_same_result(load_result(out), uninterrupted)
+    saved = load_result(out)
+    assert_same_result(saved, uninterrupted)
+    assert (saved.manifest["timesteps"], saved.manifest["encoder"], saved.manifest["seed"]) == (128, "bernoulli", 3)
+
+
+def test_resume_keeps_a_finished_run_and_refuses_another(tmp_path):
+    """--resume on a finished output: the same run is kept (nothing simulated); one with other options refused."""
+    out = tmp_path / "run.h5"
+    args = ["-T", "4", "-n", "8", "--no-progress", "-o", str(out)]
+    first = subprocess.run(evsim(*args), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    written = out.stat().st_mtime_ns
+    again = subprocess.run(evsim(*args, "--resume", "--chunk-size", "3"), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "already finished with the same network, inputs and options; kept (nothing simulated)" in again.stderr
+    assert out.stat().st_mtime_ns == written and "8 samples, T = 4" in again.stdout
+    other = subprocess.run(evsim(*args[:2], "-n", "8", "--encoder", "poisson", "--no-progress", "-o", str(out),
+                                 "--resume"), capture_output=True, text=True)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert f"{out}: a finished run with other encoder than this one" in other.stderr
+    assert out.stat().st_mtime_ns == written
 
 
 def test_mismatched_or_corrupt_partial_runs_are_refused(tmp_path):

@@ -337,9 +337,30 @@ def architecture_string(layers: list[Layer]) -> str:
     return "-".join(parts)
 
 
+def _calibration_tensor(calibration):
+    """The calibration inputs as one batch: a tensor or array as it is, or every batch of an iterable such as a
+    `torch.utils.data.DataLoader` (its batches `x` or `(x, y, ...)`), concatenated."""
+    torch = torch_module()
+    if isinstance(calibration, (torch.Tensor, np.ndarray)) or not hasattr(calibration, "__iter__"):
+        return _as_tensor(calibration, "calibration")
+    batches = []
+    for i, batch in enumerate(calibration):
+        inputs = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+        if not isinstance(inputs, (torch.Tensor, np.ndarray)):
+            raise ExportError(f"calibration: batch {i} of the {type(calibration).__name__} holds a "
+                              f"{type(inputs).__name__}, not a tensor of inputs (or an (inputs, labels) pair)")
+        batches.append(_as_tensor(inputs, f"calibration batch {i}", None if not batches else batches[0].shape[1:]))
+    if not batches:
+        raise ExportError(f"calibration: the {type(calibration).__name__} gave no batches")
+    return torch.cat(batches)
+
+
 def _as_tensor(array, name: str, shape=None):
     torch = torch_module()
-    tensor = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    try:
+        tensor = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    except (TypeError, ValueError) as err:
+        raise ExportError(f"{name}: not an array of numbers [n, *input shape] ({err})") from None
     if tensor.ndim < 2 or len(tensor) == 0 or (shape is not None and tuple(tensor.shape[1:]) != tuple(shape)):
         raise ExportError(f"{name}: expected a non-empty batch [n, *input shape]"
                           + (f" with input shape {list(shape)}" if shape is not None else "")
@@ -427,7 +448,9 @@ def convert_model(
 ) -> Network:
     """Convert a trained ANN (PyTorch) into an evsim `Network` by `method`.
 
-    - `calibration`: inputs `[n, *input shape]` (tensor or array); the input
+    - `calibration`: inputs `[n, *input shape]` (tensor or array, or an iterable of
+      batches such as a DataLoader: `x` or `(x, y)` each); their min and max go to
+      /meta as `calibration_range`, which runs check their inputs against; the input
       shape is taken from it; rate-norm, termapping, phase and bsnn measure
       their factors on it (augmapping and clip need it only for the shapes).
     - `method`: "rate-norm" (ReLU ANNs, BSNN eq. 6), "termapping" and
@@ -478,7 +501,7 @@ def convert_model(
                                        "sparse_below": sparse_below})
     input_encoding = chosen.input_encoding if input_encoding is None else input_encoding
     _check_encoding(input_encoding)
-    calibration = _as_tensor(calibration, "calibration")
+    calibration = _calibration_tensor(calibration)
     _check_input_range(calibration, "calibration", input_encoding)
     shape = tuple(calibration.shape[1:])
     sample_set = None if samples is None else _samples(samples, labels, shape, input_encoding)
@@ -522,6 +545,8 @@ def convert_model(
         **chosen.formulas,
         "layers": summary,
         "calibration_size": len(calibration),
+        # the inputs' scale the factors hold for; a run outside it warns (evsim.simulate.calibration_range)
+        "calibration_range": [float(calibration.min()), float(calibration.max())],
         "batchnorm": "folded into the preceding conv/linear (BSNN eq. 7)",
         "avgpool": POOL_HANDLING[options["pool"]],
         "maxpool": MAXPOOL_HANDLING,
@@ -556,9 +581,18 @@ def _producer(torch) -> str:
 
 
 def export_model(model, path, **options) -> Network:
-    """Convert `model` (keyword arguments: those of `convert_model`), write it to `path`, return it."""
+    """Convert `model` (keyword arguments: those of `convert_model`), write it to `path`, return it.
+    `path`'s folder must exist (checked before the conversion)."""
+    from pathlib import Path
+
     from evsim.weights_io.hdf5 import write_network
 
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ExportError(f"{path}: the folder {folder} does not exist; create it first")
     network = convert_model(model, **options)
-    write_network(path, network)
+    try:
+        write_network(path, network)
+    except OSError as err:
+        raise ExportError(f"{path}: cannot write the network ({err})") from None
     return network

@@ -1,4 +1,4 @@
-"""The converted-network file (HDF5), format versions 1 and 2: reader, validator and writer.
+"""The converted-network file (HDF5), format versions 1 to 3: reader, validator and writer.
 
 docs/format.md is the contract this module implements. The reader checks
 every rule stated there while it reads, and every violation is a
@@ -53,6 +53,7 @@ from evsim.kinds import (
     PROJECTION_ATTRIBUTES,
     PROJECTION_KINDS,
     READOUT,
+    PopulationKind,
     RELAY,
     REQUIRED,
     SPARSE,
@@ -61,7 +62,7 @@ from evsim.kinds import (
 from evsim.network import AnnInfo, Network, Population, Projection, Samples
 
 FORMAT_NAME = "evsim"
-FORMAT_VERSION = 2  # the newest version this module reads; it writes the lowest one that holds a network
+FORMAT_VERSION = 3  # the newest version this module reads; it writes the lowest one that holds a network
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class _Reader:
         name = self.text(root, "format", default=None)
         if name != FORMAT_NAME:
             self.fail("/", f"not an evsim file (attribute format is {name!r}, not {FORMAT_NAME!r})")
-        version = self.integer(root, "format_version")
+        version = self.scalar_integer(root, "format_version")
         if version > FORMAT_VERSION:
             self.fail("/", f"format_version {version} is newer than this evsim reads ({FORMAT_VERSION}); upgrade evsim")
         if version < 1:
@@ -195,14 +196,28 @@ class _Reader:
     def population(self, group: h5py.Group) -> Population:
         spec = POPULATION_KINDS[self.text(group, "kind", choices=tuple(POPULATION_KINDS))]
         attrs = self.kind_attributes(group, POPULATION_ATTRIBUTES + spec.attributes)
-        present = self.members(group, spec.datasets)
-        fields = self.attributes(group, attrs)
-        for name in present:
+        fields = self.attributes(group, attrs, {"kind": spec.name})  # the kind: for `Attribute.required_when`
+        for name in self.kind_datasets(group, spec, fields):
             fields[name] = self.parameter(group, name, fields["shape"])
-        pop = Population(name=_basename(group), kind=spec.name, **fields)
+        pop = Population(name=_basename(group), **fields)
         if pop.fires and pop.theta_pos is None:
             self.fail(_join(group.name, "theta_pos"), f"missing dataset (required: a {spec.name} population fires)")
         return pop
+
+    def kind_datasets(self, group: h5py.Group, spec: PopulationKind, fields: dict) -> list[str]:
+        """The datasets a population holds, each one its kind has in the file's version and where its condition
+        (`Parameter.when`, on the attributes read into `fields`) holds. A later version's is named as such."""
+        later = {p.name: p.since for p in spec.parameters if p.since > self.version}
+        for name in self.members(group):
+            if name in later:
+                self.fail(_join(group.name, name), f"dataset {name!r} is a version-{later[name]} dataset; this file "
+                          f"declares format_version {self.version}")
+        present = self.members(group, tuple(name for name in spec.datasets if name not in later))
+        for param in spec.parameters:
+            if param.name in present and param.when is not None and not param.when(fields):
+                self.fail(_join(group.name, param.name), f"dataset {param.name!r} is defined only for {param.meaning}, "
+                          f"which {_basename(group)} is not")
+        return present
 
     def shape(self, group: h5py.Group, name: str, default) -> tuple[int, ...]:
         what = "an integer array of length 1 or 3 ([N] or [C, H, W])"
@@ -403,9 +418,18 @@ class _Reader:
         return self.floats(dset)
 
     def meta(self, group: h5py.Group) -> dict:
+        """Free JSON, but for the entries evsim reads back (`calibration_range`: a run checks its inputs against it)."""
         self.check_attrs(group, ("conversion",))
         self.members(group, ())
-        return self.json(group, "conversion")
+        meta = self.json(group, "conversion")
+        if "calibration_range" in meta:
+            value = meta["calibration_range"]
+            numbers = isinstance(value, list) and len(value) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            if not numbers or value[0] > value[1]:
+                self.fail(group.name, f"conversion entry calibration_range must be [min, max], two finite numbers with "
+                          f"min <= max; found {json.dumps(value)[:60]}")
+        return meta
 
     # -- attributes --------------------------------------------------------
 
@@ -426,6 +450,13 @@ class _Reader:
         fields = {} if fields is None else fields
         for attr in attrs:
             fields[attr.name] = self.attribute(obj, attr, fields)
+        for attr in attrs:  # after all of them: the condition may read a later attribute (an input's encoding)
+            if attr.required_when is not None and attr.required_when(fields):
+                with self.guard(obj.name):
+                    present = attr.name in obj.attrs
+                if not present:
+                    self.fail(obj.name, f"missing attribute {attr.name!r} (required for {attr.required_meaning}; "
+                              f"its default {attr.default!r} would apply silently)")
         return fields
 
     def attribute(self, obj, attr: Attribute, fields: dict):
@@ -499,6 +530,15 @@ class _Reader:
     def integer(self, obj, name: str, default=REQUIRED, minimum: int = -_INT64_MAX) -> Optional[int]:
         value = self.integers(obj, name, (1,), "an integer", minimum, None)
         return value[0] if value is not None else self.absent(obj, name, default)
+
+    def scalar_integer(self, obj, name: str) -> int:
+        """A required integer stored as a true scalar (shape ()): `format_version`, which every later version must
+        read the same way, takes no one-element array."""
+        with self.guard(obj.name):
+            shape = obj.attrs.get_id(name).shape if name in obj.attrs else None
+        if shape not in (None, ()):
+            self.fail(obj.name, f"attribute {name!r} must be a scalar integer; found an array of shape {shape}")
+        return self.integer(obj, name)
 
     def pair(self, obj, name: str, default=REQUIRED, minimum: int = 0) -> tuple[int, int]:
         """A (height, width) pair; a single integer stands for both."""
@@ -733,7 +773,7 @@ def _layout(net: Network) -> dict[str, tuple[dict, dict]]:
         "/projections": ({}, {}),
     }
     for pop in net.populations:
-        layout[f"/populations/{pop.name}"] = (_kind_attributes(pop), _fields(pop, pop.spec.datasets))
+        layout[f"/populations/{pop.name}"] = (_kind_attributes(pop), _fields(pop, _parameters(pop)))
     for proj in net.projections:
         layout[f"/projections/{proj.name}"] = (_kind_attributes(proj), _fields(proj, proj.spec.datasets))
     layout["/readout"] = ({"population": net.output}, {"output_scale": net.output_scale})
@@ -781,9 +821,21 @@ def _written(obj) -> tuple[Attribute, ...]:
     return tuple(written)
 
 
+def _parameters(pop: Population) -> tuple[str, ...]:
+    """The neuron-parameter datasets a population may write: its kind's, where defined (`Parameter.when`).
+    A model field that means nothing there (v_reset under reset by subtraction) is left out."""
+    fields = vars(pop)
+    undefined = {p.name for p in pop.spec.parameters if p.when is not None and not p.when(fields)}
+    return tuple(name for name in pop.spec.datasets if name not in undefined)
+
+
 def _version(net: Network) -> int:
-    """The lowest format version that holds `net`: the newest that introduced an attribute it writes (1 if none)."""
-    return max((attr.since for obj in (*net.populations, *net.projections) for attr in _written(obj)), default=1)
+    """The lowest format version that holds `net`: the newest that introduced an attribute or a dataset it writes
+    (1 if none)."""
+    attributes = (attr.since for obj in (*net.populations, *net.projections) for attr in _written(obj))
+    datasets = (param.since for pop in net.populations for param in pop.spec.parameters
+                if param.name in _parameters(pop) and getattr(pop, param.name) is not None)
+    return max((*attributes, *datasets), default=1)
 
 
 def _fields(obj, names: tuple[str, ...]) -> dict:

@@ -1,6 +1,7 @@
 """Loading user inputs for a run: an .npz or .h5 file of `inputs` [n, *input shape] and optional `labels` [n]."""
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -17,24 +18,67 @@ MAX_INPUT_BYTES = 8 << 30
 
 
 def load_inputs(path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read `(inputs, labels)` from an .npz or HDF5 file; labels are None when absent."""
+    """Read `(inputs, labels)` from an .npz or HDF5 file; labels are None when absent.
+
+    Every problem (not such a file, a truncated one, links leaving the file, arrays too large to load, empty, of
+    the wrong rank or type) is one `SimulationInputError` naming the file and the array; whether the inputs fit
+    the network, and the labels its classes, is the run's to check (`evsim.simulate`).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in (".npz", ".h5", ".hdf5"):
+        raise SimulationInputError(f"{path}: inputs must be an .npz or .h5 file")
     try:
-        if suffix == ".npz":
-            _check_npz_sizes(path)
-            with np.load(path, allow_pickle=False) as data:
-                return _pick(path, {k: data[k] for k in data.files})
-        if suffix in (".h5", ".hdf5"):
-            with h5py.File(path, "r") as f:
-                found = {name: f[name] for name in INPUT_NAMES + LABEL_NAMES if isinstance(f.get(name), h5py.Dataset)}
-                for name, dataset in found.items():
-                    if dataset.size * dataset.dtype.itemsize > MAX_INPUT_BYTES:
-                        raise SimulationInputError(f"{path}: /{name}: {dataset.shape} is too large to load")
-                return _pick(path, {name: dataset[()] for name, dataset in found.items()})
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise SimulationInputError(f"{path}: cannot read inputs: {err}") from None
-    raise SimulationInputError(f"{path}: inputs must be an .npz or .h5 file")
+        arrays = _read_npz(path) if suffix == ".npz" else _read_h5(path)
+    except SimulationInputError:
+        raise
+    except Exception as err:  # zipfile, NumPy and h5py raise many types on damaged files: one clean message
+        raise SimulationInputError(f"{path}: cannot read inputs ({type(err).__name__}: {err})") from None
+    return _pick(path, arrays)
+
+
+def _read_npz(path: Path) -> dict:
+    _check_npz_sizes(path)
+    with np.load(path, allow_pickle=False) as data:
+        wanted = [k for k in data.files if k in INPUT_NAMES + LABEL_NAMES]
+        return {k: data[k] for k in wanted}
+
+
+def _read_h5(path: Path) -> dict:
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        for name in INPUT_NAMES + LABEL_NAMES:
+            if not _hard_link(f, name):
+                continue
+            dataset = f[name]
+            if not isinstance(dataset, h5py.Dataset):
+                raise SimulationInputError(f"{path}: /{name} is a group, not an array")
+            if dataset.shape is None:
+                raise SimulationInputError(f"{path}: /{name}: empty dataspace (no data)")
+            if dataset.is_virtual or dataset.external:
+                raise SimulationInputError(f"{path}: /{name}: data stored outside the file is not read")
+            if math.prod(dataset.shape) * dataset.dtype.itemsize > MAX_INPUT_BYTES:
+                raise SimulationInputError(f"{path}: /{name}: {dataset.shape} is too large to load")
+            if dataset.dtype.kind not in "iuf":
+                raise SimulationInputError(f"{path}: /{name} must hold real numbers, not {dataset.dtype}")
+            arrays[name] = dataset[()]
+    return arrays
+
+
+def _hard_link(f: h5py.File, name: str) -> bool:
+    """Whether `name` exists in `f` with every step of its path a hard link (no link may lead out of the file)."""
+    *folders, last = name.split("/")
+    group = f
+    for part in [*folders, last]:
+        if not isinstance(group, h5py.Group):
+            return False
+        link = group.get(part, getlink=True)
+        if link is None:
+            return False
+        if not isinstance(link, h5py.HardLink):
+            raise SimulationInputError(f"{f.filename}: /{name}: {type(link).__name__}; links are not followed")
+        group = group[part]
+    return True
 
 
 def _pick(path, arrays: dict) -> tuple[np.ndarray, np.ndarray | None]:
@@ -42,10 +86,15 @@ def _pick(path, arrays: dict) -> tuple[np.ndarray, np.ndarray | None]:
     if inputs is None:
         raise SimulationInputError(f"{path}: no inputs array (looked for {', '.join(INPUT_NAMES)})")
     labels = next((arrays[n] for n in LABEL_NAMES if n in arrays), None)
-    if not np.issubdtype(inputs.dtype, np.number):
-        raise SimulationInputError(f"{path}: inputs must be numeric, not {inputs.dtype}")
+    inputs, labels = np.asarray(inputs), None if labels is None else np.asarray(labels)
+    if inputs.dtype.kind not in "iuf":
+        raise SimulationInputError(f"{path}: inputs must be real numbers (integer or floating point), not {inputs.dtype}")
+    if inputs.ndim < 2:
+        raise SimulationInputError(f"{path}: inputs have shape {inputs.shape}; they must be [n, *input shape]")
+    if len(inputs) == 0:
+        raise SimulationInputError(f"{path}: inputs hold no samples (shape {inputs.shape})")
     if labels is not None:
-        if not np.issubdtype(labels.dtype, np.integer) or labels.shape != inputs.shape[:1]:
+        if labels.dtype.kind not in "iu" or labels.shape != inputs.shape[:1]:
             raise SimulationInputError(f"{path}: labels must be integers of shape [{inputs.shape[0]}], "
                                        f"not {labels.dtype} {labels.shape}")
     return inputs, labels
@@ -62,5 +111,5 @@ def _check_npz_sizes(path) -> None:
                 if read_header is None:
                     raise SimulationInputError(f"{path}: {member}: unsupported .npy version {version}")
                 shape, _, dtype = read_header(handle)
-            if int(np.prod(shape, dtype=object)) * dtype.itemsize > MAX_INPUT_BYTES:
+            if math.prod(shape) * dtype.itemsize > MAX_INPUT_BYTES:
                 raise SimulationInputError(f"{path}: {member}: array of shape {shape} is too large to load")

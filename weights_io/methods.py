@@ -113,6 +113,7 @@ class Option:
     name: str
     default: Any
     check: Callable[[Any], Any]
+    meaning: str = ""  # one line for `evsim convert --help`
 
 
 @dataclass(frozen=True)
@@ -263,15 +264,19 @@ def _is_integer(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
+def _is_real(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def _check_percentile(value) -> float:
-    if not 0 < value <= 100:
-        raise ExportError(f"percentile must be in (0, 100], got {value}")
+    if not _is_real(value) or not 0 < value <= 100:
+        raise ExportError(f"percentile must be a number in (0, 100], got {value!r}")
     return float(value)
 
 
 def _check_v_init_fraction(value) -> float:
-    if not 0 <= value <= 1:
-        raise ExportError(f"v_init_fraction must be in [0, 1], got {value}")
+    if not _is_real(value) or not 0 <= value <= 1:
+        raise ExportError(f"v_init_fraction must be a number in [0, 1], got {value!r}")
     return float(value)
 
 
@@ -300,7 +305,7 @@ def _check_sync_neurons(value) -> bool:
 
 
 def _check_density(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
+    if not _is_real(value) or not 0 <= value <= 1:
         raise ExportError(f"sparse_below must be a fraction of nonzero weights in [0, 1] (0: never sparse), got "
                           f"{value!r}")
     return float(value)
@@ -320,28 +325,30 @@ def _choice(name: str, choices: tuple, meaning: str) -> Callable[[Any], Any]:
     return check
 
 
-PERCENTILE = Option("percentile", 100.0, _check_percentile)  # rate-norm's lambda: 100 = max normalisation
-V_INIT_FRACTION = Option("v_init_fraction", 0.0, _check_v_init_fraction)  # v(0) = fraction * theta_pos
-M_AUG = Option("m_aug", 0, _check_m_aug)  # augmapping's coefficient bound (eq. 15), 0 = unbounded
-PHASE_PERIOD = Option("phase_period", 8, _check_phase_period)  # K, under phase coding
-SYNC_NEURONS = Option("sync_neurons", True, _check_sync_neurons)  # bsnn: synchronous neurons on shortcuts
+PERCENTILE = Option("percentile", 100.0, _check_percentile,
+                    "the percentile of each layer's positive activations that is its lambda (100: max normalisation)")
+V_INIT_FRACTION = Option("v_init_fraction", 0.0, _check_v_init_fraction, "v(0) = fraction * theta_pos, in [0, 1)")
+M_AUG = Option("m_aug", 0, _check_m_aug, "augmapping's coefficient bound M (eq. 15); 0: unbounded")
+PHASE_PERIOD = Option("phase_period", 8, _check_phase_period, "K, the phase period under phase coding")
+SYNC_NEURONS = Option("sync_neurons", True, _check_sync_neurons, "synchronous neurons on residual shortcuts")
 #: Each brings one version-1 behaviour back, for ablations (docs/export.md, "Options").
 DRIVE = Option("drive", kinds.GATED, _choice(
     "drive", (kinds.GATED, kinds.SPLIT), "bif pairs: untagged input and bias to the integrating unit only, or "
-    "halved to both units as in format version 1"))
+    "halved to both units as in format version 1"), "gated or split: which units of a bif pair take untagged input and bias")
 RANK = Option("rank", kinds.VALUE, _choice(
     "rank", (kinds.VALUE, kinds.MASS), "what ranks a spiking max-pool's window: the sum of its events' values "
-    "c * S_k, BSNN's firing rate, or their count as in format version 1"))
+    "c * S_k, BSNN's firing rate, or their count as in format version 1"), "value or mass: what ranks a max-pool window")
 BIAS_ONSET = Option("bias_onset", "auto", _choice(
     "bias_onset", ("auto", 0), "auto: a population's bias starts at the first step an event can reach it; 0: "
-    "from t = 0 as in format version 1"))
+    "from t = 0 as in format version 1"), "auto or 0: when a population's bias starts")
 POOL = Option("pool", "fold", _choice(
     "pool", ("fold", "population"), "an average pool folded into the next conv / dense layer, or a spiking "
-    "population of its own as before"))
-SPARSE_BELOW = Option("sparse_below", 0.15, _check_density)  # a Linear layer this sparse becomes a sparse projection
+    "population of its own as before"), "fold or population: how average pools convert")
+SPARSE_BELOW = Option("sparse_below", 0.15, _check_density,
+                      "a Linear layer with a smaller fraction of nonzero weights becomes a sparse projection")
 READOUT = Option("readout", kinds.POTENTIAL, _choice(
     "readout", (kinds.POTENTIAL, kinds.SPIKES), "the output layer integrates and never fires, or fires with "
-    "both thresholds and decides by its signed firing rate"))
+    "both thresholds and decides by its signed firing rate"), "potential or spikes: the output layer")
 
 
 # ----------------------------------------------------------------------------- rate-norm
@@ -617,3 +624,13 @@ BSNN = replace(
 
 
 METHODS = {method.name: method for method in (RATE_NORM, TERMAPPING, AUGMAPPING, CLIP, PHASE, BSNN)}
+
+
+def declared_options() -> dict[str, tuple[str, list[tuple[str, Any]]]]:
+    """Every option of every method: name -> (its meaning, [(method, its default there)]), in declaration order
+    (the CLI's `evsim convert` options and their help come from here)."""
+    uses: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
+    for method in METHODS.values():
+        for option in method.options:
+            uses.setdefault(option.name, (option.meaning, []))[1].append((method.name, option.default))
+    return uses

@@ -150,6 +150,45 @@ def non_negative(layer: Layer, layers: dict) -> bool:
 ACTIVATION_OPS = ("relu", "leaky_relu", "clip")
 
 
+def _name(node) -> str:
+    """A traced node's readable name (`name_nodes`), fx's own for nodes named before that."""
+    return node.meta.get("evsim_name", node.name)
+
+
+#: Words for the layers of an `nn.Sequential`, numbered in order: conv1, conv2, pool1, fc1 (not fx's `_0`, `_3`).
+_SEQUENTIAL_WORDS = {"Conv2d": "conv", "Linear": "fc", "AvgPool2d": "pool", "MaxPool2d": "pool", "BatchNorm2d": "bn",
+                     "BatchNorm1d": "bn", "TrainableClip": "clip", "ReLU": "relu", "LeakyReLU": "relu",
+                     "Flatten": "flatten", "Dropout": "dropout"}
+
+
+def name_nodes(graph_module) -> None:
+    """Give every module node the name of its module path (`conv1`, `layer3.conv` -> `layer3_conv`); a module of
+    a Sequential, whose path ends in its index, a word for its type numbered in order within its parent
+    (`features.0` -> `features_conv1`, a top-level Sequential's `0` -> `conv1`). Names stay unique, and never
+    `input` (the input population's)."""
+    counts: dict = {}
+    taken = {"input"}
+    modules = dict(graph_module.named_modules())
+    for node in graph_module.graph.nodes:
+        name = node.name
+        if node.op == "call_module":
+            *parents, last = str(node.target).split(".")
+            if last.isdigit():
+                kind = type(modules[node.target]).__name__
+                word = _SEQUENTIAL_WORDS.get(kind, kind.lower())
+                prefix = "_".join(parents)
+                counts[prefix, word] = counts.get((prefix, word), 0) + 1
+                name = f"{prefix}_{word}{counts[prefix, word]}" if prefix else f"{word}{counts[prefix, word]}"
+            else:
+                name = str(node.target).replace(".", "_")
+        unique, k = name, 1
+        while unique in taken:
+            k += 1
+            unique = f"{name}_{k}"
+        taken.add(unique)
+        node.meta["evsim_name"] = unique
+
+
 def _pair(value) -> tuple[int, int]:
     return (int(value), int(value)) if np.isscalar(value) else tuple(int(v) for v in value)
 
@@ -171,7 +210,7 @@ def _node_op(node, modules) -> str:
             if type(module) in (types if isinstance(types, tuple) else (types,)):
                 return op
         raise ExportError(
-            f"node {node.name!r}: module {node.target!r} of type {type(module).__name__} is not supported "
+            f"node {_name(node)!r}: module {node.target!r} of type {type(module).__name__} is not supported "
             "(supported: Conv2d, Linear, BatchNorm1d/2d, ReLU, LeakyReLU, TrainableClip, AvgPool2d, MaxPool2d, "
             "Flatten, Dropout, Identity)"
         )
@@ -185,7 +224,7 @@ def _node_op(node, modules) -> str:
     if node.target in ops:
         return ops[node.target]
     target = getattr(node.target, "__name__", node.target)
-    raise ExportError(f"node {node.name!r}: {node.op} {target!r} is not supported by the exporter")
+    raise ExportError(f"node {_name(node)!r}: {node.op} {target!r} is not supported by the exporter")
 
 
 def _activation(node, op: str, module) -> Activation:
@@ -196,12 +235,12 @@ def _activation(node, op: str, module) -> Activation:
         # F.leaky_relu hands its call to fx with the slope by keyword, the default included
         slope = module.negative_slope if module is not None else node.kwargs["negative_slope"]
         if not slope >= 0:
-            raise ExportError(f"node {node.name!r}: LeakyReLU negative_slope {slope} < 0 maps negative inputs to "
+            raise ExportError(f"node {_name(node)!r}: LeakyReLU negative_slope {slope} < 0 maps negative inputs to "
                               "positive outputs, which no threshold can follow")
         return Activation("leaky_relu", float(slope))
     theta = module.theta.detach()
     if theta.numel() != 1 or not float(theta) > 0:
-        raise ExportError(f"node {node.name!r}: TrainableClip theta must be one value > 0, got "
+        raise ExportError(f"node {_name(node)!r}: TrainableClip theta must be one value > 0, got "
                           f"{theta.double().numpy().tolist()}")
     return Activation("clip", 0.0, float(theta))
 
@@ -213,8 +252,13 @@ def _record_shapes(graph_module, example) -> dict:
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, node):
-            result = super().run_node(node)
+            try:
+                result = super().run_node(node)
+            except Exception as exc:  # torch's message, with fx's frames: say which layer, and the likely cause
+                raise ExportError(_failed_node(node, graph_module, exc)) from None
             shapes[node] = tuple(result.shape) if isinstance(result, torch.Tensor) else None
+            if shapes[node] is not None:
+                node.meta["evsim_shape"] = shapes[node]  # for the message when a later node fails on it
             return result
 
     with torch.no_grad():
@@ -222,13 +266,28 @@ def _record_shapes(graph_module, example) -> dict:
     return shapes
 
 
+def _failed_node(node, graph_module, exc) -> str:
+    """Why running `node` on an example batch failed, in the model's terms."""
+    torch = torch_module()
+    modules = dict(graph_module.named_modules())
+    module = modules.get(node.target) if node.op == "call_module" else None
+    what = type(module).__name__ if module is not None else getattr(node.target, "__name__", str(node.target))
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = f"node {_name(node)!r} ({what}) fails on the example inputs: {first}"
+    inputs = [a for a in node.args if isinstance(a, torch.fx.Node)]
+    if isinstance(module, torch.nn.Linear) and inputs and len(inputs[0].meta.get("evsim_shape", ())) > 2:
+        message += (f"; its input has shape {list(inputs[0].meta['evsim_shape'])}: a Linear layer reads a flat "
+                    "[batch, features] input, put nn.Flatten() (or x.flatten(1)) before it")
+    return message
+
+
 def _affine_layer(node, module, op, source: Layer, shape) -> Layer:
     weight = module.weight.detach().double().numpy().copy()
     bias = module.bias.detach().double().numpy().copy() if module.bias is not None else np.zeros(weight.shape[0])
-    layer = Layer(node.name, op, shape, (source.name,), weight, bias)
+    layer = Layer(_name(node), op, shape, (source.name,), weight, bias)
     if op == "conv2d":
         if isinstance(module.padding, str) or module.padding_mode != "zeros":
-            raise ExportError(f"node {node.name!r}: Conv2d padding {module.padding!r} / padding_mode "
+            raise ExportError(f"node {_name(node)!r}: Conv2d padding {module.padding!r} / padding_mode "
                               f"{module.padding_mode!r}: only explicit zero padding is supported")
         layer.stride, layer.padding = _pair(module.stride), _pair(module.padding)
         layer.dilation, layer.groups = _pair(module.dilation), int(module.groups)
@@ -237,10 +296,10 @@ def _affine_layer(node, module, op, source: Layer, shape) -> Layer:
 
 def _avgpool_layer(node, module, source: Layer, shape) -> Layer:
     if module.ceil_mode or not module.count_include_pad or module.divisor_override is not None:
-        raise ExportError(f"node {node.name!r}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
+        raise ExportError(f"node {_name(node)!r}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
                           "and no divisor_override")
     stride = module.stride if module.stride is not None else module.kernel_size
-    return Layer(node.name, "avgpool2d", shape, (source.name,), kernel=_pair(module.kernel_size),
+    return Layer(_name(node), "avgpool2d", shape, (source.name,), kernel=_pair(module.kernel_size),
                  stride=_pair(stride), padding=_pair(module.padding))
 
 
@@ -261,9 +320,9 @@ def _maxpool_layer(node, module, source: Layer, shape) -> Layer:
     if stride is None or (not np.isscalar(stride) and len(stride) == 0):  # torch.max_pool2d's default is []
         stride = given["kernel_size"]
     if _pair(given["dilation"]) != (1, 1) or given["ceil_mode"] or given["return_indices"]:
-        raise ExportError(f"node {node.name!r}: max pool needs dilation 1, ceil_mode=False and "
+        raise ExportError(f"node {_name(node)!r}: max pool needs dilation 1, ceil_mode=False and "
                           "return_indices=False (the spiking max gate has none of them)")
-    return Layer(node.name, "maxpool2d", shape, (source.name,), kernel=_pair(given["kernel_size"]),
+    return Layer(_name(node), "maxpool2d", shape, (source.name,), kernel=_pair(given["kernel_size"]),
                  stride=_pair(stride), padding=_pair(given["padding"]))
 
 
@@ -272,9 +331,9 @@ def _fold_batchnorm(layer: Layer, bn, node) -> None:
     torch = torch_module()
     expected = torch.nn.BatchNorm2d if layer.op == "conv2d" else torch.nn.BatchNorm1d
     if type(bn) is not expected:
-        raise ExportError(f"node {node.name!r}: {type(bn).__name__} cannot follow a {layer.op} layer")
+        raise ExportError(f"node {_name(node)!r}: {type(bn).__name__} cannot follow a {layer.op} layer")
     if bn.running_mean is None:
-        raise ExportError(f"node {node.name!r}: batch norm without running statistics cannot be folded")
+        raise ExportError(f"node {_name(node)!r}: batch norm without running statistics cannot be folded")
     mean, var = bn.running_mean.double().numpy(), bn.running_var.double().numpy()
     gamma = bn.weight.detach().double().numpy() if bn.affine else np.ones_like(mean)
     beta = bn.bias.detach().double().numpy() if bn.affine else np.zeros_like(mean)
@@ -308,6 +367,7 @@ def trace_model(model, example) -> list[Layer]:
         graph_module = _symbolic_trace(model)
     except Exception as exc:
         raise ExportError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from exc
+    name_nodes(graph_module)
     graph = _Graph(_record_shapes(graph_module, example), dict(graph_module.named_modules()))
     for node in graph_module.graph.nodes:
         graph.read(node)
@@ -332,7 +392,7 @@ class _Graph:
     def read(self, node) -> None:
         if node.op == "placeholder":
             if self.layers:
-                raise ExportError(f"node {node.name!r}: the model must take exactly one input")
+                raise ExportError(f"node {_name(node)!r}: the model must take exactly one input")
             self.add(node, Layer("input", "input", self.shapes[node][1:]))
         elif node.op == "output":
             self.output = node.args[0]
@@ -371,7 +431,7 @@ class _Graph:
     def check_summed(self, node, source: Layer) -> None:
         """A sum must be followed directly by its ReLU before anything reads it."""
         if source.op == "add" and source.activation.kind == "none":
-            raise ExportError(f"node {node.name!r} reads the sum {source.name!r} directly: a sum (residual add) "
+            raise ExportError(f"node {_name(node)!r} reads the sum {source.name!r} directly: a sum (residual add) "
                               "must be followed directly by a ReLU, its only use")
 
     def add_sum(self, node) -> None:
@@ -381,21 +441,21 @@ class _Graph:
         torch = torch_module()
         if len(terms) != 2 or not all(isinstance(t, torch.fx.Node) and self.shapes.get(t) is not None
                                       for t in terms) or alpha != 1:
-            raise ExportError(f"node {node.name!r}: only the sum of two tensors (a + b, alpha 1) is supported")
+            raise ExportError(f"node {_name(node)!r}: only the sum of two tensors (a + b, alpha 1) is supported")
         if not self.shapes[terms[0]] == self.shapes[terms[1]] == self.shapes[node]:
-            raise ExportError(f"node {node.name!r}: the terms of a sum must have one shape (no broadcasting), got "
+            raise ExportError(f"node {_name(node)!r}: the terms of a sum must have one shape (no broadcasting), got "
                               f"{list(self.shapes[terms[0]])} and {list(self.shapes[terms[1]])}")
         layers = [self.layers[self.value[t]] for t in terms]
         if layers[0] is layers[1]:
-            raise ExportError(f"node {node.name!r} adds {layers[0].name!r} to itself: scale it in a layer instead")
+            raise ExportError(f"node {_name(node)!r} adds {layers[0].name!r} to itself: scale it in a layer instead")
         for term, layer in zip(terms, layers):
             self.check_summed(node, layer)
             if layer.weighted and layer.activation.kind == "none":
                 if self.head[layer.name] is not term or len(term.users) != 1:
-                    raise ExportError(f"node {node.name!r}: the term {layer.name!r} (a Conv2d/Linear without "
+                    raise ExportError(f"node {_name(node)!r}: the term {layer.name!r} (a Conv2d/Linear without "
                                       "activation) must be used only by the sum, which absorbs it")
-                layer.merged_into = node.name
-        self.add(node, Layer(node.name, "add", self.shapes[node][1:], tuple(layer.name for layer in layers)))
+                layer.merged_into = _name(node)
+        self.add(node, Layer(_name(node), "add", self.shapes[node][1:], tuple(layer.name for layer in layers)))
 
     def apply(self, node, op, module, source: Layer) -> None:
         """Fold a batch norm into, or put an activation on, the conv / linear layer (or the sum) just before."""
@@ -407,7 +467,7 @@ class _Graph:
         takes = source.weighted or (source.op == "add" and op != "batchnorm")
         if not takes or source.activation.kind != "none" or self.head[source.name] is not previous \
                 or len(previous.users) != 1:
-            raise ExportError(f"node {node.name!r}: {op} must directly follow a Conv2d/Linear (or its batch "
+            raise ExportError(f"node {_name(node)!r}: {op} must directly follow a Conv2d/Linear (or its batch "
                               f"norm){' or a sum' if op != 'batchnorm' else ''} whose output has no other use; "
                               f"it follows {previous.name!r}")
         if op == "batchnorm":
@@ -418,7 +478,7 @@ class _Graph:
 
     def flatten(self, node, source: Layer) -> None:
         if self.shapes[node] != (self.shapes[node.args[0]][0], int(np.prod(source.shape))):
-            raise ExportError(f"node {node.name!r}: reshape to {list(self.shapes[node])} is not a flatten to "
+            raise ExportError(f"node {_name(node)!r}: reshape to {list(self.shapes[node])} is not a flatten to "
                               "[batch, features]")
         self.value[node] = source.name  # flatten is no layer: dense reads its source in C-major order
 

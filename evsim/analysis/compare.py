@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from evsim.analysis.energy import EnergyProfile, load_profile
+from evsim.analysis.memory import BREAKDOWN, price_run
 from evsim.analysis.metrics import DEFAULT_TOLERANCES
 from evsim.errors import EvsimError, SimulationInputError
 from evsim.network import Network
@@ -33,7 +34,9 @@ COMPARED_COUNTS = ("events", "synaptic_ops", "ac_ops", "scaled_ops", "pool_ops",
 def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Optional[np.ndarray] = None,
                    labels: Optional[np.ndarray] = None, *, names: Optional[Sequence[str]] = None,
                    n_samples: Optional[int] = None, dtype: str = "float32", threads: Optional[int] = None,
-                   progress: bool = False, **options) -> list[SimulationResult]:
+                   progress: bool = False, client=None, chunk_size: Optional[int] = None,
+                   report: Optional[Callable[[str], None]] = None,
+                   **options) -> list[SimulationResult]:
     """One result per run, all on the same samples.
 
     A `Network` is simulated (`options`: the fields of `RunOptions`); a saved
@@ -41,9 +44,12 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     or else the first network's own samples (its first `n_samples`). Each
     network is given its own `/ann/outputs` when it runs its own samples, for
     the agreement measures. `names` (default: run 1, run 2, ...) name the runs
-    in errors.
+    in errors; `report` is told before the engine compiles (`Simulator`). With a Dask `client`, every network's
+    chunks of `chunk_size` samples are tasks on its cluster at once (evsim/distributed.py); the results are the
+    local runs'.
     """
     names = list(names) if names is not None else [f"run {i + 1}" for i in range(len(runs))]
+    options["timesteps"] = _common_timesteps(runs, names, options.get("timesteps"))
     networks = [run for run in runs if isinstance(run, Network)]
     if networks:
         first = names[runs.index(networks[0])]
@@ -54,16 +60,42 @@ def run_comparison(runs: Sequence[Union[Network, SimulationResult]], inputs: Opt
     elif inputs is not None and n_samples is not None:
         inputs, labels = inputs[:n_samples], None if labels is None else labels[:n_samples]
     run_options = RunOptions(**options)
-    results = []
-    for run in runs:
-        if isinstance(run, Network):
-            samples = RunSamples(inputs, labels, _own_ann_outputs(run, inputs))
-            results.append(Simulator(run, dtype=dtype, threads=threads).run_options(samples, run_options,
-                                                                                      progress=progress))
-        else:
-            results.append(run)
+    simulated = {i: RunSamples(inputs, labels, _own_ann_outputs(run, inputs)) for i, run in enumerate(runs)
+                 if isinstance(run, Network)}
+    if client is not None:
+        from evsim import distributed
+
+        jobs = [distributed.Job(runs[i], samples, name=names[i]) for i, samples in simulated.items()]
+        done = dict(zip(simulated, distributed.run_all(client, jobs, run_options, dtype=dtype, threads=threads,
+                                                       chunk_size=chunk_size, progress=progress)))
+    else:
+        done = {i: Simulator(runs[i], dtype=dtype, threads=threads, report=report).run_options(
+                    samples, run_options, progress=progress)
+                for i, samples in simulated.items()}
+    results = [done.get(i, run) for i, run in enumerate(runs)]
     _check_same_samples(results, names)
     return results
+
+
+#: The steps networks are simulated for when neither `timesteps` nor a saved result says.
+DEFAULT_TIMESTEPS = 256
+
+
+def _common_timesteps(runs, names, timesteps: Optional[int]) -> int:
+    """The one T of a comparison: `timesteps` if given, else the saved results' T (else 256).
+
+    Runs of different T are not comparable (events, energy and latency all grow with T): a saved result of
+    another T than the others, or than `timesteps`, is an error naming each run's T.
+    """
+    saved = [(name, run.timesteps) for run, name in zip(runs, names) if isinstance(run, SimulationResult)]
+    if timesteps is None:
+        timesteps = saved[0][1] if saved else DEFAULT_TIMESTEPS
+    if any(t != timesteps for _, t in saved):
+        each = [f"{name}: T = {run.timesteps}" if isinstance(run, SimulationResult) else f"{name}: T = {timesteps} (simulated)"
+                for run, name in zip(runs, names)]
+        raise EvsimError(f"the runs have different T ({'; '.join(each)}); compare runs of one T (give -T to simulate "
+                         "the networks at the saved results' T)")
+    return timesteps
 
 
 def _own_ann_outputs(network, inputs) -> Optional[np.ndarray]:
@@ -103,7 +135,18 @@ def compare(results: list[SimulationResult], names: Sequence[str], *, steps: Opt
     for row in rows:
         row["ratio_to_first"] = _ratios(row, rows[0])
     return {"schema": COMPARISON_SCHEMA, "profile": profile.to_dict(), "steps": steps,
-            "tolerances": list(tolerances), "n_samples": results[0].n_samples, "runs": rows}
+            "tolerances": list(tolerances), "n_samples": results[0].n_samples, "runs": rows,
+            "baselines": _baselines(results[0], profile)}
+
+
+def _baselines(result: SimulationResult, profile: EnergyProfile) -> list[dict]:
+    """The ANN and the quantised ANN of equal capacity to the first run (its T), priced with memory; [] without."""
+    priced = price_run(result, profile)
+    if priced is None or priced["ann"] is None:
+        return []
+    return [{"name": label, "activation_bits": priced[key]["activation_bits"], "accesses": priced[key]["accesses"],
+             "breakdown_pj": priced[key]["breakdown_pj"]}
+            for key, label in (("ann", "ANN"), ("quantised_ann", f"ANN {priced['quantised_ann']['activation_bits']}-bit"))]
 
 
 def _row(result: SimulationResult, name: str, steps, tolerances, profile: EnergyProfile) -> dict:
@@ -129,7 +172,17 @@ def _row(result: SimulationResult, name: str, steps, tolerances, profile: Energy
         "energy_pj_per_sample": energy["snn_pj_per_sample"]["total"],
         "snn_over_ann_energy": energy["snn_over_ann"],
         "mean_decision_time": float(result.decision_times().mean()),
+        "memory": _memory_summary(price_run(result, profile)),
     }
+
+
+def _memory_summary(priced: Optional[dict]) -> Optional[dict]:
+    """A run's energy with memory (per sample): accesses, the breakdown, the ratios and the break-even rate."""
+    if priced is None:
+        return None
+    return {"accesses": priced["snn"]["accesses"], "breakdown_pj": priced["snn"]["breakdown_pj"],
+            **{key: priced.get(key) for key in ("snn_over_ann", "snn_over_quantised_ann", "firing_rate",
+                                                 "break_even_rate")}}
 
 
 def _ratios(row: dict, first: dict) -> dict:
@@ -163,10 +216,10 @@ def format_comparison(table: dict) -> str:
     rows += [(f"accuracy t={t}", [_percent(r["accuracy"][str(t)]) for r in runs]) for t in table["steps"]]
     for i, tolerance in enumerate(table["tolerances"]):
         label = f"within {100 * tolerance:g} pt"
-        rows.append((f"latency {label}", [_number(r["latency"][i]["t"], "{:d}") for r in runs]))
-        rows.append(("  events to get there", [_number(r["latency"][i].get("events")) for r in runs]))
-        rows.append(("  energy to get there (uJ)",
-                     [_number(_micro(r["latency"][i].get("energy_pj")), "{:,.3f}") for r in runs]))
+        reached = [_latency_row(r, i) for r in runs]
+        rows.append((f"latency {label}", [_number(row.get("t"), "{:d}") for row in reached]))
+        rows.append(("  events to get there", [_number(row.get("events")) for row in reached]))
+        rows.append(("  energy to get there (uJ)", [_number(_micro(row.get("energy_pj")), "{:,.3f}") for row in reached]))
     rows += [(f"{counter} / sample", [_number(r["per_sample"][counter]) for r in runs]) for counter in COMPARED_COUNTS]
     rows.append((f"energy / sample (uJ, {table['profile']['name']})",
                  [_number(_micro(r["energy_pj_per_sample"]), "{:,.3f}") for r in runs]))
@@ -176,13 +229,45 @@ def format_comparison(table: dict) -> str:
         rows.append((f"{label} / first", [_number(r["ratio_to_first"][key], "{:.3f}") for r in runs]))
     for tolerance in table["tolerances"]:
         key = f"latency_{_tolerance_label(tolerance)}_t"
-        rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"][key], "{:.3f}")
+        rows.append((f"latency {100 * tolerance:g} pt / first", [_number(r["ratio_to_first"].get(key), "{:.3f}")
                                                                 for r in runs]))
+    rows = _with_baselines(rows, table)
     head = max(len(label) for label, _ in rows)
     width = max(12, *(len(cell) for _, cells in rows for cell in cells))
     header = f"{table['n_samples']} samples; energy profile {table['profile']['name']}; ratios are to the first run"
     return "\n".join([header] + [f"{label:<{head}}  " + "  ".join(f"{c:>{width}}" for c in cells)
                                  for label, cells in rows])
+
+
+def _with_baselines(rows: list, table: dict) -> list:
+    """Rows of energy with memory (when the profile has a memory section), the ANN baselines as extra columns."""
+    runs, baselines = table["runs"], table.get("baselines", [])
+    if not any(r.get("memory") for r in runs):
+        return rows
+    blank = ["-"] * len(baselines)
+    rows = [(label, cells + ([b["name"] for b in baselines] if label == "run" else blank)) for label, cells in rows]
+    memory = [r["memory"] or {} for r in runs]
+    dataflow = table["profile"]["memory"]["dataflow"]
+    for key in ("total",) + BREAKDOWN:
+        label = f"with memory / sample (uJ, {dataflow})" if key == "total" else f"  {key}"
+        rows.append((label, [_number(_micro(m.get("breakdown_pj", {}).get(key)), "{:,.3f}") for m in memory]
+                     + [_number(_micro(b["breakdown_pj"][key]), "{:,.3f}") for b in baselines]))
+    rows.append(("activation bits", ["-"] * len(runs) + [str(b["activation_bits"]) for b in baselines]))
+    accesses = list(dict.fromkeys(a for m in memory + baselines for a in m.get("accesses", {})))
+    rows += [(f"{access} / sample", [_number(m.get("accesses", {}).get(access)) for m in memory + baselines])
+             for access in accesses]
+    for key, label in (("snn_over_ann", "SNN / ANN (with memory)"),
+                       ("snn_over_quantised_ann", "SNN / quantised ANN (with memory)")):
+        rows.append((label, [_number(m.get(key), "{:.3f}") for m in memory] + blank))
+    rows.append(("firing rate (events / neuron / step)", [_number(m.get("firing_rate"), "{:.4f}") for m in memory] + blank))
+    rows.append(("  break-even rate vs quantised ANN", [_number(m.get("break_even_rate"), "{:.4f}") for m in memory]
+                 + blank))
+    return rows
+
+
+def _latency_row(run: dict, i: int) -> dict:
+    """A run's latency at tolerance `i`; {} when it has none (no labels, or no ANN accuracy to reach)."""
+    return run["latency"][i] if i < len(run["latency"]) else {}
 
 
 def _percent(value) -> str:

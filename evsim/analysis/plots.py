@@ -279,13 +279,16 @@ def _sin_figure(runs, out_dir, subtitle=None) -> Path:
                                  subtitle=subtitle, sharex=False)
     names = list(dict.fromkeys(name for result, _ in runs for name in result.sin_populations))
     width = 0.8 / len(runs)
+    dashes = ("-", "--", ":", "-.")  # a run keeps its colour in both panels; a population is a line style
     for i, (result, run) in enumerate(runs):
+        colour = f"C{i}"
         for name, values in sin_per_step(result).items():
             label = name if run is None else f"{run}: {name}"
-            _line(top, steps(result), values, label=label, linewidth=0.8)
+            _line(top, steps(result), values, label=label, linewidth=0.8, color=colour,
+                  linestyle=dashes[names.index(name) % len(dashes)])
         shares = sin_share(result)
         bottom.bar(np.arange(len(names)) + i * width, [shares.get(name, np.nan) for name in names], width,
-                   label=run or "share of events")
+                   label=run or "share of events", color=colour)
     _log_axis(top, plain_labels=True)
     top.set_ylabel("SIN events per step")
     top.grid(True, alpha=0.3)

@@ -104,6 +104,20 @@ def inline_kernel(function):
     return numba.njit(inline="always", **JIT_OPTIONS)(function)
 
 
+def is_ready(dispatcher, args) -> bool:
+    """Whether calling `dispatcher` with `args` runs at once: compiled in this process, or found in Numba's disk
+    cache for these argument types (fresh, as `_drop_stale_cache` keeps it). Else the call compiles (~30 s for the
+    scheduler), which a caller may want to announce. Best effort: False when Numba's cache cannot be read."""
+    try:
+        signature = tuple(dispatcher.typeof_pyval(arg) for arg in args)
+        if signature in dispatcher.overloads:
+            return True
+        cache = getattr(dispatcher, "_cache", None)
+        index = cache._cache_file._load_index() if cache is not None else {}
+        return any(key[0] == signature for key in index)
+    except Exception:  # Numba's cache internals are not a public API: when they change, say "compiling" anyway
+        return False
+
 
 @intrinsic
 def stack_array(typingctx, size, like):
