@@ -387,9 +387,23 @@ _DATA_NORM_WEIGHTS = "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 
 #: Data-norm (BSNN eq. 6): spike = potential = lambda_l; the scaling of rate-norm, phase and bsnn.
 DATA_NORM = ScalingRule(("relu",), signed=False, scale=_rate_norm_scale, measure=_positive_percentiles, residual=True)
 
+def _sync_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
+    """Synchronous neurons on residual shortcuts when the `sync_neurons` option asks for them."""
+    return insert_sync_neurons(layers) if options["sync_neurons"] else layers
+
+
+_SYNCHRONOUS_NEURONS = ("BSNN III-E: a population on each shortcut that is shorter than the conv path (one per missing "
+                        "population), identity projection of scale 1 from the shortcut's source, so both paths reach "
+                        "the sum after the same number of populations")
+
+#: rate-norm takes `sync_neurons` too (default off): the BSNN journal version's check that synchronous neurons do not
+#: help under rate coding, where no population delays a value by a period.
 RATE_NORM = Method(
-    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION, POOL, SPARSE_BELOW),
-    formulas={**_DATA_NORM_FORMULAS, "weights": _DATA_NORM_WEIGHTS, "residual": _RESIDUAL_FORMULA},
+    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION, replace(SYNC_NEURONS, default=False), POOL,
+                                      SPARSE_BELOW),
+    rewrite=_sync_rewrite,
+    formulas={**_DATA_NORM_FORMULAS, "weights": _DATA_NORM_WEIGHTS, "residual": _RESIDUAL_FORMULA,
+              "synchronous_neurons": _SYNCHRONOUS_NEURONS + " (if neurons, rate coding; off by default)"},
 )
 
 
@@ -501,7 +515,7 @@ _RANK_FORMULA = ("value: a spiking max-pool's window passes the neuron with the 
 
 #: rate-norm's scaling with phase-coded if neurons (weighted spikes), the input phase-encoded.
 PHASE = replace(
-    RATE_NORM, name="phase", neurons=PHASE_IF,
+    RATE_NORM, name="phase", neurons=PHASE_IF, rewrite=None,
     options=(PERCENTILE, PHASE_PERIOD, V_INIT_FRACTION, RANK, POOL, SPARSE_BELOW),
     input_encoding=kinds.PHASE_ENCODER,
     formulas={
@@ -582,13 +596,9 @@ def _unique(name: str, taken: set) -> str:
     return name
 
 
-def _bsnn_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
-    return insert_sync_neurons(layers) if options["sync_neurons"] else layers
-
-
 #: phase with bif pairs, the p-max 0.999 of BSNN Table I, and synchronous neurons on shortcuts.
 BSNN = replace(
-    PHASE, name="bsnn", neurons=PHASE_BIF, rewrite=_bsnn_rewrite,
+    PHASE, name="bsnn", neurons=PHASE_BIF, rewrite=_sync_rewrite,
     options=(replace(PERCENTILE, default=99.9), PHASE_PERIOD, V_INIT_FRACTION, SYNC_NEURONS, DRIVE, RANK, BIAS_ONSET,
              POOL, SPARSE_BELOW),
     formulas={
@@ -609,9 +619,7 @@ BSNN = replace(
                       "population delays a value by one period; a relay by none); 0: from t = 0 (format version 1)",
         "rank_rule": _RANK_FORMULA,
         "residual": _RESIDUAL_FORMULA,
-        "synchronous_neurons": "BSNN III-E: a bif population on each shortcut that is shorter than the conv path "
-                               "(one per missing population), identity projection of scale 1 from the shortcut's "
-                               "source, so both paths reach the sum after the same number of periods",
+        "synchronous_neurons": _SYNCHRONOUS_NEURONS + " (bif pairs: the same number of periods)",
     },
 )
 
