@@ -101,16 +101,50 @@ def _digest(*parts) -> str:
     return hasher.hexdigest()[:20]
 
 
-def simulate_cached(network, model, conversion: Conversion, timesteps: int, cache: Path, threads: int) -> dict:
-    """The per-image arrays of one simulation of the network's own samples, from the cache or simulated now."""
-    samples = network.samples
-    fill = conversion.fill(network) if conversion.fill else None
-    key = _digest("v2", network.digest(), np.ascontiguousarray(samples.inputs, dtype=np.float32),
-                  np.asarray(samples.labels), timesteps, conversion.sin, fill)
-    path = Path(cache) / "simulations" / f"{key}.npz"
+def cached(cache: Path, parts: tuple, compute: Callable[[], dict]) -> dict:
+    """Arrays keyed by everything that determines them (`parts`), from `<cache>/simulations/` or computed and stored."""
+    path = Path(cache) / "simulations" / f"{_digest(*parts)}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as stored:
             return {name: stored[name] for name in stored.files}
+    arrays = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return arrays
+
+
+def _samples_key(network) -> tuple:
+    samples = network.samples
+    return network.digest(), np.ascontiguousarray(samples.inputs, dtype=np.float32), np.asarray(samples.labels)
+
+
+def simulate_cached(network, model, conversion: Conversion, timesteps: int, cache: Path, threads: int) -> dict:
+    """The per-image arrays of one simulation of the network's own samples, from the cache or simulated now."""
+    fill = conversion.fill(network) if conversion.fill else None
+    return cached(cache, ("v2", *_samples_key(network), timesteps, conversion.sin, fill),
+                  lambda: _simulate(network, model, conversion, timesteps, threads, fill))
+
+
+def negative_spikes(network, timesteps: int, n: int, cache: Path, threads: int) -> dict:
+    """Per hidden population, the events and the negative events per image on the network's first n samples
+    (spike trains recorded: kept small), cached."""
+    def compute():
+        samples = network.samples
+        result = Simulator(network, threads=threads).run(samples.inputs[:n], samples.labels[:n], timesteps=timesteps,
+                                                         record_spikes=True)
+        names, events, negative = [], [], []
+        for (population, _tag), (coef, _value) in result.spikes.items():
+            if population in (network.input.name, network.output):
+                continue
+            names.append(population)
+            events.append(np.count_nonzero(coef) / n)
+            negative.append(np.count_nonzero(np.asarray(coef) < 0) / n)
+        return {"populations": np.array(names), "events": np.array(events), "negative": np.array(negative)}
+
+    return cached(cache, ("negative", *_samples_key(network), timesteps, n), compute)
+
+
+def _simulate(network, model, conversion: Conversion, timesteps: int, threads: int, fill: Optional[int]) -> dict:
     signs = None
     if conversion.sin:
         from evsim.weights_io import ann_signs
@@ -135,8 +169,6 @@ def simulate_cached(network, model, conversion: Conversion, timesteps: int, cach
         arrays["difference_from_1"] = windowed_difference(result, network, 0)
         arrays["windowed_difference"] = windowed_difference(result, network, fill)
         arrays["fill"] = np.array(fill)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
     return arrays
 
 
@@ -158,10 +190,12 @@ def windowed_difference(result, network, t0: int) -> np.ndarray:
 
 def run_experiment(architecture: str, conversions: dict, timesteps: int, scale: Scale, *, cache: Path,
                    activation: str = "relu", negative_slope: float = 0.01, model_transform: Optional[Callable] = None,
-                   log=print) -> dict:
+                   on_network: Optional[Callable] = None, on_fold: Optional[Callable] = None, log=print) -> dict:
     """{conversion name: Measured} of every conversion of the architecture's fold ANNs, over the scale's folds.
 
-    `model_transform(model)`: a change to every fold's trained ANN before conversion (biases removed, ...).
+    `model_transform(model)`: a change to every fold's trained ANN before conversion (biases removed, ...);
+    `on_network(name, fold index, network)` and `on_fold(fold, model)`: called with every converted network and
+    every fold, for measures beside the simulation's (negative spikes, the ANN changed, ...).
     """
     parts: dict = {name: [] for name in conversions}
     semantics: dict = {}
@@ -169,12 +203,16 @@ def run_experiment(architecture: str, conversions: dict, timesteps: int, scale: 
                                       training=scale.training, n_calibration=scale.n_calibration,
                                       n_test=scale.n_test, only=scale.folds, cache=cache, log=log):
         model = fold.model if model_transform is None else model_transform(fold.model)
+        if on_fold is not None:
+            on_fold(fold, model)
         for name, conversion in conversions.items():
             network = convert_model(model, calibration=fold.calibration, method=conversion.method,
                                     samples=fold.images, labels=fold.labels, **conversion.options)
             if conversion.transform is not None:
                 network = conversion.transform(network, fold.index)
             semantics.setdefault(name, stats.format_semantics(network))
+            if on_network is not None:
+                on_network(name, fold.index, network)
             arrays = simulate_cached(network, model, conversion, timesteps, cache, scale.threads)
             arrays["fold"] = np.full(len(arrays["correct"]), fold.index)
             parts[name].append(arrays)
