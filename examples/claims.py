@@ -262,14 +262,14 @@ class Row:
 
 def judge(paper: str, claim: str, paper_figure: str, interval: Optional[stats.PairedInterval],
           region: Optional[stats.Claim], semantics: str, *, here: str = "", not_testable: Optional[str] = None,
-          scale: float = 1.0, unit: str = "", digits: int = 2) -> Row:
-    """A row: the claim's interval (formatted unless `here` is given) and its verdict."""
+          scale: float = 1.0, unit: str = "", digits: int = 2, signed: Optional[bool] = None) -> Row:
+    """A row: the claim's interval (formatted unless `here` is given; signed unless a ratio) and its verdict."""
     judged = stats.verdict(interval, region, not_testable=not_testable) if not_testable or interval else None
     if judged is None:
         raise ValueError(f"claim {claim!r}: an interval is needed")
     if interval is not None and not here:
-        ratio = interval.statistic.endswith("B / A")
-        here = interval.format(scale=scale, digits=digits, unit=unit, signed=not ratio)
+        signed = not interval.statistic.endswith("B / A") if signed is None else signed
+        here = interval.format(scale=scale, digits=digits, unit=unit, signed=signed)
     return Row(paper, claim, paper_figure, here or "-", judged.verdict, judged.reason, semantics,
                interval=None if interval is None else interval.to_dict())
 
