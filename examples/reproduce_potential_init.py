@@ -357,6 +357,7 @@ PAPER = "Optimized potential initialization (Bu et al.)"
 CLAIM_TRAINING = nets.Training(epochs=15, dropout=0.3)
 CLAIM_TIMESTEPS, QUICK_TIMESTEPS = 128, 16   # the paper: below 32 steps is its regime, "> 256" all reach the ANN
 SWEEP_TIMESTEPS, QUICK_SWEEP = 16, 8
+RESIDUAL_TIMESTEPS = 64
 EARLY_STEPS = (1, 2, 4, 8)
 GAUSSIAN_SIGMA = 0.25      # the clipped Gaussian's standard deviation, in units of theta (the paper gives none)
 THEOREM_IMAGES, THEOREM_TIMESTEPS, THEOREM_STEPS = 100, 32, (4, 8, 16, 32)
@@ -490,6 +491,34 @@ def claim_rows(main: dict, sweep: dict, theorem: dict, theorem_folds) -> list:
     return rows
 
 
+def residual_rows(residual: dict) -> list:
+    """The clip method on a residual network (`clip_resnet`): theta/2 against 0 there too (the paper's Fig. 4 point
+    on ResNet-20)."""
+    from evsim.analysis.stats import Claim
+
+    zero, half = residual["v(0) = 0"], residual["v(0) = theta/2"]
+    rows = [claims.judge(PAPER, f"Fig. 4 (a residual network, clip_resnet): v(0) = theta/2 is more accurate than 0 after "
+                         f"t = {t} steps", "ResNet-20 / CIFAR-10: 'much better'", claims.accuracy_gap(zero, half, t),
+                         Claim(">", 0.0), half.semantics, scale=100, unit=" pt") for t in (4, 8)]
+    speed = claims.latency(zero, half, 0.01)
+    rows.append(claims.judge(PAPER, "Fig. 4 (clip_resnet): v(0) = theta/2 reaches (within 1 pt of) the ANN sooner",
+                             "shorter inference time", speed["ratio"], Claim("<", 1.0), half.semantics,
+                             here=claims.fmt_steps(speed["ratio"])))
+    return rows
+
+
+def residual_table(residual: dict) -> str:
+    first = next(iter(residual.values()))
+    steps = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= first.timesteps]
+    lines = ["", "## The clip method on a residual network (clip_resnet: clips after every residual sum)", "",
+             "| v(0) | images | ANN | " + " | ".join(f"t={t}" for t in steps) + " | semantics |",
+             "|---" * (len(steps) + 4) + "|"]
+    for name, m in residual.items():
+        lines.append(f"| {name} | {len(m.folds):,} | {100 * m.ann_correct.mean():.2f} % | "
+                     + " | ".join(f"{100 * m.correct[:, t - 1].mean():.2f} %" for t in steps) + f" | {m.semantics} |")
+    return "\n".join(lines) + "\n"
+
+
 def claim_tables(main: dict, sweep: dict, theorem: dict, scale) -> str:
     steps = [t for t in (1, 2, 4, 8, 16, 32, 64, 128) if t <= next(iter(main.values())).timesteps]
     lines = ["## Accuracy after t steps (all folds' test images)", "", f"Ran: {scale.describe()}.", "",
@@ -522,11 +551,14 @@ def check_claims(out: Path, scale, *, cache, quick: bool, command: str, log=prin
                                  cache=cache, log=log)
     sweep = claims.run_experiment("clip_cnn", sweep_runs, QUICK_SWEEP if quick else SWEEP_TIMESTEPS, scale,
                                   cache=cache, log=log)
+    residual = claims.run_experiment("clip_resnet", {name: main_runs[name] for name in ("v(0) = 0", "v(0) = theta/2")},
+                                     QUICK_TIMESTEPS if quick else RESIDUAL_TIMESTEPS, scale, cache=cache, log=log)
     fold = next(nets.cross_validation("clip_cnn", training=scale.training, only=scale.folds[:1],
                                       n_test=min(THEOREM_IMAGES, scale.n_test or THEOREM_IMAGES), cache=cache, log=log))
     theorem = theorem_measure(fold.model, fold.images, cache, scale.threads)
-    rows = claim_rows(main, sweep, theorem, np.zeros(fold.n_test, dtype=int))
-    claims.write_claims(out, PAPER, rows, claim_tables(main, sweep, theorem, scale), scale=scale, command=command,
+    rows = claim_rows(main, sweep, theorem, np.zeros(fold.n_test, dtype=int)) + residual_rows(residual)
+    tables = claim_tables(main, sweep, theorem, scale) + residual_table(residual)
+    claims.write_claims(out, PAPER, rows, tables, scale=scale, command=command,
                         seconds=time.perf_counter() - started, quick=quick)
     if not quick:
         claims.write_verdict_page()

@@ -215,8 +215,9 @@ def check_layers(method: Method, layers: list[Layer]) -> None:
                 names = " or ".join(m.name for m in METHODS.values() if m.scaling.residual)
                 raise ExportError(f"node {layer.name!r} is a residual sum: method {method.name!r} does not convert "
                                   f"sums (use {names})")
-            if kind != "relu":
-                raise ExportError(f"node {layer.name!r}: a residual sum must be followed by a ReLU")
+            if kind == "none":
+                raise ExportError(f"node {layer.name!r}: a residual sum must be followed by an activation the method "
+                                  f"converts ({', '.join(rule.activations)})")
         if layer.op == "maxpool2d" and not non_negative(by_name[layer.source], by_name):
             raise ExportError(f"max pool {layer.name!r} reads {layer.source!r}, whose outputs can be negative (or "
                               "the input): the spiking max gate passes the spikes of the neuron with the most "
@@ -492,12 +493,15 @@ def _clip_scale(layer: Layer, source_spike: float, measured, options: dict) -> S
 
 
 CLIP = Method(
-    "clip", ScalingRule(("clip",), signed=False, scale=_clip_scale),
+    "clip", ScalingRule(("clip",), signed=False, scale=_clip_scale, residual=True),
     RATE_IF, (replace(V_INIT_FRACTION, default=0.5), POOL, SPARSE_BELOW),  # Theorem 1's optimum, v(0) = V_th / 2
     formulas={
         "thresholds": "Algorithm 1: V_th^l = theta^l (the trained clip bound), v(0) = v_init_fraction * V_th^l",
         "weights": "W^l * theta^(l-1) (W copied, the spike's postsynaptic value V_th^(l-1), eq. 4), b copied; "
                    "output_scale 1",
+        "residual": "a residual sum followed by clip(0, theta): threshold theta; the conv path merged (W theta_(l-1)), "
+                    "the shortcut an identity projection of scale theta_source (its spikes carry theta_source), or a "
+                    "1x1 conv (+BN) weighted like any layer; bias: both paths' biases",
     },
 )
 
