@@ -304,17 +304,27 @@ def per_image(a: Measured, b: Measured, values_a, values_b, name: str) -> dict:
 # ----------------------------------------------------------------------------- pages
 
 
+def simulated_seconds(*experiments: dict) -> float:
+    """The simulations' own wall time (as first run, before they were cached) over experiments {name: Measured}."""
+    return sum(m.seconds for experiment in experiments for m in experiment.values())
+
+
 def write_claims(out: Path, paper: str, rows: list[Row], tables: str, *, scale: Scale, command: str,
-                 seconds: float, quick: bool) -> None:
-    """claims.json (the rows and what was run) and claims.md (the verdicts and the tables) in `out`."""
+                 seconds: float, quick: bool, simulated: float = 0.0) -> None:
+    """claims.json (the rows and what was run) and claims.md (the verdicts and the tables) in `out`.
+
+    `seconds`: this run's wall time; `simulated`: the simulations' wall time when they were run (a run from the
+    cache is quick; this is what the command costs from scratch, training and conversion left out)."""
     out.mkdir(parents=True, exist_ok=True)
     for row in rows:
         row.command, row.seconds = command, round(seconds)
     record = {"paper": paper, "scale": scale.describe(), "quick": quick, "seconds": round(seconds),
-              "command": command, "rows": [dataclasses.asdict(row) for row in rows]}
+              "simulated_seconds": round(simulated), "command": command,
+              "rows": [dataclasses.asdict(row) for row in rows]}
     (out / "claims.json").write_text(json.dumps(record, indent=1, default=_plain) + "\n")
     lines = [f"# {paper}: the claims, cross-validated", "",
-             f"Written by `{command}` in {seconds / 60:.1f} min on 2 shared cores. Ran: {scale.describe()}"
+             f"Written by `{command}` in {seconds / 60:.1f} min on 2 cores shared with other jobs (its simulations, "
+             f"when first run: {simulated / 60:.1f} min; they are cached). Ran: {scale.describe()}"
              + (" (**quick mode**: not a result)" if quick else "") + ". Method: [../README.md](../README.md#method).", "",
              verdict_table(rows, with_paper=False), "", tables]
     (out / "claims.md").write_text("\n".join(lines).rstrip() + "\n")
@@ -354,10 +364,15 @@ def write_verdict_page(results: Path = RESULTS) -> Path:
         for row in record["rows"]:
             lines.append("| " + " | ".join(_cell(c) for c in (
                 link, row["claim"], row["paper_figure"], row["here"], f"**{row['verdict']}**: {row['reason']}",
-                row["semantics"], record["scale"], f"`{record['command']}`", f"{record['seconds'] / 60:.0f} min")) + " |")
+                row["semantics"], record["scale"], f"`{record['command']}`", _minutes(record))) + " |")
     head, rest = text.split(BEGIN, 1)
     page.write_text(head + BEGIN + "\n\n" + "\n".join(lines) + "\n\n" + END + rest.split(END, 1)[1])
     return page
+
+
+def _minutes(record: dict) -> str:
+    """The time column: the run's wall time, or the simulations' when the run came from the cache."""
+    return f"{max(record['seconds'], record.get('simulated_seconds', 0)) / 60:.0f} min"
 
 
 def scale_from_arguments(args, full: Scale = Scale()) -> Scale:

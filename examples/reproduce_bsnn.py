@@ -481,13 +481,15 @@ def claim_conversions() -> dict:
             "resnet_no_bias": {name: resnet[name] for name in ("BSNN w/ SN", "BSNN w/o SN")}}
 
 
-def check_claims(out: Path, scale, *, resnet_folds: int, cache: Path, quick: bool, command: str, log=print) -> list:
+def check_claims(out: Path, scale, *, resnet_folds: int, cache: Path, quick: bool, command: str,
+                 resnet_images: Optional[int] = None, log=print) -> list:
     """Run the three experiments over the folds, judge every claim, write claims.md / claims.json and the
     verdict page; returns the rows."""
     started = time.perf_counter()
     steps = QUICK_TIMESTEPS if quick else CLAIM_TIMESTEPS
     conversions = claim_conversions()
-    resnet_scale = dataclasses.replace(scale, folds=scale.folds[:resnet_folds])
+    resnet_scale = dataclasses.replace(scale, folds=scale.folds[:resnet_folds],
+                                       n_test=min(filter(None, (scale.n_test, resnet_images)), default=None))
     cnn = claims.run_experiment("maxpool_cnn", conversions["cnn"], steps["cnn"], scale, cache=cache, log=log)
     resnet = claims.run_experiment("resnet", conversions["resnet"], steps["resnet"], resnet_scale, cache=cache, log=log)
     bare = claims.run_experiment("resnet", conversions["resnet_no_bias"], steps["resnet"], resnet_scale, cache=cache,
@@ -495,6 +497,7 @@ def check_claims(out: Path, scale, *, resnet_folds: int, cache: Path, quick: boo
     rows = claim_rows(cnn, resnet, bare)
     tables = claim_tables(cnn, resnet, bare, scale, resnet_scale)
     claims.write_claims(out, PAPER, rows, tables, scale=scale, command=command, seconds=time.perf_counter() - started,
+                        simulated=claims.simulated_seconds(cnn, resnet, bare),
                         quick=quick)
     if not quick:
         claims.write_verdict_page()
@@ -629,15 +632,18 @@ def main(argv=None):
                         help="only redraw output_difference.png from OUT's output_difference.csv and summary.json")
     parser.add_argument("--resnet-folds", type=int, default=2,
                         help="with --claims: the ResNet runs on the first this many of the folds (default 2)")
+    parser.add_argument("--resnet-images", type=int,
+                        help="with --claims: the ResNet's test images per fold (default: as --images)")
     claims.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.claims:
         scale = claims.scale_from_arguments(args)
         command = "python examples/reproduce_bsnn.py --claims" + " --quick" * args.quick + \
             (f" --folds {args.folds}" if args.folds else "") + (f" --images {args.images}" if args.images else "") + \
-            (f" --resnet-folds {args.resnet_folds}" if args.resnet_folds != 2 else "")
+            (f" --resnet-folds {args.resnet_folds}" if args.resnet_folds != 2 else "") + \
+            (f" --resnet-images {args.resnet_images}" if args.resnet_images else "")
         check_claims(args.out, scale, resnet_folds=args.resnet_folds, cache=args.cache or mnist_nets.DEFAULT_CACHE,
-                     quick=args.quick, command=command)
+                     quick=args.quick, command=command, resnet_images=args.resnet_images)
         print(f"wrote {args.out / 'claims.md'}")
         return
     if args.replot:

@@ -660,7 +660,8 @@ def check_claims(out: Path, scale, *, cache, quick: bool, command: str, log=prin
             rows += [dataclasses.replace(row, claim=f"{row.claim} [readout: {readout}]")
                      for row in claim_rows(net, measured[net], zeroed, readout)]
     claims.write_claims(out, PAPER, rows, claim_tables(measured, negative, scale), scale=scale, command=command,
-                        seconds=time.perf_counter() - started, quick=quick)
+                        seconds=time.perf_counter() - started,
+                        simulated=claims.simulated_seconds(*measured.values()), quick=quick)
     if not quick:
         claims.write_verdict_page()
     return rows

@@ -559,7 +559,8 @@ def check_claims(out: Path, scale, *, cache, quick: bool, command: str, log=prin
     rows = claim_rows(main, sweep, theorem, np.zeros(fold.n_test, dtype=int)) + residual_rows(residual)
     tables = claim_tables(main, sweep, theorem, scale) + residual_table(residual)
     claims.write_claims(out, PAPER, rows, tables, scale=scale, command=command,
-                        seconds=time.perf_counter() - started, quick=quick)
+                        seconds=time.perf_counter() - started,
+                        simulated=claims.simulated_seconds(main, sweep, residual), quick=quick)
     if not quick:
         claims.write_verdict_page()
     return rows
