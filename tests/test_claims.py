@@ -117,7 +117,7 @@ def test_verdict_page_is_written_from_the_claims_files(tmp_path):
                             seconds=120, quick=quick)
     text = claims.write_verdict_page(tmp_path).read_text()
     assert "STALE ROW" not in text and "## Method\nkept" in text
-    assert "[Paper a](a/claims.md)" in text and "`run a`" in text and "| 2 min |" in text
+    assert "[Paper a](a/claims.md)" in text and "`run a`" in text and "| 2 min (simulations, when first run: 0 min) |" in text
     assert "Paper b" not in text  # a quick run is not a result
     page.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
