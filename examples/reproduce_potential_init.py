@@ -40,6 +40,7 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import claims  # noqa: E402
 import mnist_nets as nets  # noqa: E402
 
 from evsim.analysis.compare import compare, format_comparison, write_comparison_csv, write_comparison_json  # noqa: E402
@@ -348,9 +349,235 @@ def theorem_figure(rows: list[dict], s: Settings, out: Path) -> Path:
     return nets.save_figure(fig, out / "theorem1.png")
 
 
+
+# ----------------------------------------------------------------------------- the claims, cross-validated (--claims)
+
+
+PAPER = "Optimized potential initialization (Bu et al.)"
+CLAIM_TRAINING = nets.Training(epochs=15, dropout=0.3)
+CLAIM_TIMESTEPS, QUICK_TIMESTEPS = 128, 16   # the paper: below 32 steps is its regime, "> 256" all reach the ANN
+SWEEP_TIMESTEPS, QUICK_SWEEP = 16, 8
+RESIDUAL_TIMESTEPS = 64
+EARLY_STEPS = (1, 2, 4, 8)
+GAUSSIAN_SIGMA = 0.25      # the clipped Gaussian's standard deviation, in units of theta (the paper gives none)
+THEOREM_IMAGES, THEOREM_TIMESTEPS, THEOREM_STEPS = 100, 32, (4, 8, 16, 32)
+
+
+def random_v_init(distribution: str, seed: int):
+    """A network transform: every hidden `if` population's v(0) drawn once per neuron and stored in its
+    per-neuron `v_init` (the format's population-shaped dataset). "uniform": U[0, theta); "gaussian":
+    N(theta/2, (GAUSSIAN_SIGMA theta)^2) clipped to [0, theta). Seeded by (seed, fold, population order)."""
+    def transform(network, fold: int):
+        populations = []
+        for p in network.populations:
+            if p.kind == "if":
+                rng = np.random.default_rng([seed, fold, p.order])
+                theta = np.broadcast_to(_per_neuron(p.theta_pos, p.shape), p.shape)
+                if distribution == "uniform":
+                    fraction = rng.random(p.shape)
+                else:
+                    fraction = np.clip(rng.normal(0.5, GAUSSIAN_SIGMA, p.shape), 0.0, np.nextafter(1.0, 0.0))
+                p = dataclasses.replace(p, v_init=fraction * theta)
+            populations.append(p)
+        return dataclasses.replace(network, populations=tuple(populations))
+    return transform
+
+
+def _per_neuron(parameter, shape) -> np.ndarray:
+    """A population parameter (shape (), [C] or the population's) broadcastable to the population's shape."""
+    value = np.asarray(parameter, dtype=np.float64)
+    return value.reshape(-1, *([1] * (len(shape) - 1))) if value.ndim == 1 and len(shape) > 1 else value
+
+
+def claim_conversions(fractions) -> tuple[dict, dict]:
+    main = {"v(0) = 0": claims.Conversion("clip", {"v_init_fraction": 0.0}),
+            "v(0) = theta/2": claims.Conversion("clip", {"v_init_fraction": 0.5}),
+            "v(0) ~ U[0, theta)": claims.Conversion("clip", {"v_init_fraction": 0.0},
+                                                    transform=random_v_init("uniform", 1)),
+            f"v(0) ~ N(theta/2, ({GAUSSIAN_SIGMA:g} theta)^2) clipped": claims.Conversion(
+                "clip", {"v_init_fraction": 0.0}, transform=random_v_init("gaussian", 2))}
+    sweep = {f"{fraction:.1f}": claims.Conversion("clip", {"v_init_fraction": fraction}) for fraction in fractions}
+    return main, sweep
+
+
+def best_fraction(sweep: dict, t: int):
+    """The constant v(0) / theta with the best accuracy after t steps, with its stratified bootstrap interval
+    (the argmax recomputed on every resample; ties to the smaller fraction)."""
+    from evsim.analysis.stats import PairedInterval, percentile_interval, resample_counts
+
+    fractions = np.array([float(name) for name in sweep])
+    right = np.stack([m.correct[:, t - 1] for m in sweep.values()], axis=1).astype(np.float64)  # [n, F]
+    folds = next(iter(sweep.values())).folds
+    counts = resample_counts(folds)
+    samples = fractions[np.argmax(counts @ right, axis=1)]
+    low, high = percentile_interval(samples)
+    return PairedInterval(f"best v(0) / theta at t={t}", float(fractions[np.argmax(right.sum(axis=0))]), low, high,
+                          0.95, len(samples), len(folds), len(np.unique(folds)), samples=samples)
+
+
+def judge_between(paper, claim, figure, interval, low: float, high: float, semantics: str, **kwargs):
+    """A claim that the statistic lies in [low, high]: held if the interval does, did not hold if it misses
+    the range, else not resolvable (both ends judged as half-line claims)."""
+    from evsim.analysis.stats import DID_NOT_HOLD, HELD, NOT_RESOLVABLE, Claim, verdict
+
+    ends = [verdict(interval, Claim(">=", low)), verdict(interval, Claim("<=", high))]
+    kinds = {v.verdict for v in ends}
+    outcome = DID_NOT_HOLD if DID_NOT_HOLD in kinds else HELD if kinds == {HELD} else NOT_RESOLVABLE
+    row = claims.judge(paper, claim, figure, interval, Claim(">=", low), semantics, **kwargs)
+    reason = f"95% interval [{interval.low:.4g}, {interval.high:.4g}] against [{low:g}, {high:g}]"
+    return dataclasses.replace(row, verdict=outcome, reason=reason)
+
+
+def theorem_measure(model, images, cache, threads: int) -> dict:
+    """Theorem 1 on conv1 (whose input is the ANN's: the analog image): per image and v(0) / theta in
+    {0, 0.5}, the mean error and the mean squared error (in units of theta) of the rate estimate theta N(t) / t."""
+    activations = clip_outputs(model, images)["conv1"]
+    theta = model.thetas()[0]
+    out = {}
+    for fraction in (0.0, 0.25, 0.5, 0.75):
+        network = convert_model(model, calibration=images, method="clip", v_init_fraction=fraction)
+
+        def compute(network=network):
+            result = simulate(network, images.numpy(), timesteps=THEOREM_TIMESTEPS, threads=threads, record_spikes=True)
+            counts = np.cumsum(result.spikes[("conv1", "out")][0], axis=1)  # [n, T, C, H, W]
+            per_step = {}
+            for t in THEOREM_STEPS:
+                error = (activations - theta * counts[:, t - 1] / t).reshape(len(images), -1) / theta
+                per_step[f"error{t}"], per_step[f"square{t}"] = error.mean(axis=1), (error ** 2).mean(axis=1)
+            return per_step
+
+        out[fraction] = claims.cached(cache, ("theorem1", network.digest(), images.numpy(), THEOREM_TIMESTEPS), compute)
+    return out
+
+
+def claim_rows(main: dict, sweep: dict, theorem: dict, theorem_folds) -> list:
+    from evsim.analysis.stats import Claim, mean_comparison, paired_bootstrap
+
+    zero, half = main["v(0) = 0"], main["v(0) = theta/2"]
+    uniform, gaussian = main["v(0) ~ U[0, theta)"], list(main.values())[3]
+    rows = [claims.judge(PAPER, f"Fig. 2: v(0) = theta/2 is more accurate than v(0) = 0 after t = {t} steps",
+                         "zero initialisation 'cannot work' below 10 steps (CIFAR)", claims.accuracy_gap(zero, half, t),
+                         Claim(">", 0.0), half.semantics, scale=100, unit=" pt") for t in EARLY_STEPS]
+    speed = claims.latency(zero, half, 0.01)
+    rows.append(claims.judge(PAPER, "v(0) = theta/2 reaches (within 1 pt of) the ANN sooner than v(0) = 0",
+                             "shorter inference time", speed["ratio"], Claim("<", 1.0), half.semantics,
+                             here=claims.fmt_steps(speed["ratio"])))
+    for name, m in (("uniform", uniform), ("clipped Gaussian", gaussian)):
+        rows.append(claims.judge(PAPER, f"Fig. 2: random {name} v(0) is more accurate than v(0) = 0 at t = 4",
+                                 "non-zero initialisation 'much better'", claims.accuracy_gap(zero, m, 4),
+                                 Claim(">", 0.0), m.semantics, scale=100, unit=" pt"))
+        rows.append(claims.judge(PAPER, f"Fig. 2: v(0) = theta/2 is more accurate than random {name} v(0) at t = 4",
+                                 "optimal initialisation 'the best'", claims.accuracy_gap(m, half, 4), Claim(">", 0.0),
+                                 half.semantics, scale=100, unit=" pt"))
+    rows.append(claims.judge(PAPER, f"all initialisations reach the ANN with enough steps: v(0) = 0 loses at most 0.5 pt "
+                             f"at T = {zero.timesteps}", "same accuracy as the ANN beyond 256 steps", claims.ann_gap(zero),
+                             Claim(">=", -0.005, null=0.0), zero.semantics, scale=100, unit=" pt"))
+    first = next(iter(sweep.values()))
+    for t in (1, 4):
+        rows.append(judge_between(PAPER, f"Fig. 3 / S1: the best constant v(0) / theta after t = {t} lies in "
+                                  "[0.4, 0.6] (average pools folded)", "always between 0.4 and 0.6",
+                                  best_fraction(sweep, t), 0.4, 0.6, first.semantics, digits=1, signed=False))
+    for t in (8, 32):
+        mse = mean_comparison(theorem[0.0][f"square{t}"], theorem[0.5][f"square{t}"], theorem_folds,
+                              name=f"conv1 mean squared error / theta^2 at t={t}")["ratio"]
+        rows.append(claims.judge(PAPER, f"Theorem 1 (conv1): v(0) = theta/2 has a smaller squared conversion error than "
+                                 f"v(0) = 0 at t = {t}", "the minimum of E[error^2]", mse, Claim("<", 1.0),
+                                 "clip, per-neuron rates of conv1"))
+        error = paired_bootstrap(lambda a, b: b.mean(axis=-1), theorem[0.5][f"error{t}"], theorem[0.5][f"error{t}"],
+                                 theorem_folds, name=f"conv1 mean error / theta at t={t}, v(0) = theta/2")
+        rows.append(judge_between(PAPER, f"Theorem 1 (conv1): at v(0) = theta/2 the expected error is 0 (within "
+                                  f"+-0.01 theta) at t = {t}", "E[error] = 0", error, -0.01, 0.01,
+                                  "clip, per-neuron rates of conv1", digits=4))
+    return rows
+
+
+def residual_rows(residual: dict) -> list:
+    """The clip method on a residual network (`clip_resnet`): theta/2 against 0 there too (the paper's Fig. 4 point
+    on ResNet-20)."""
+    from evsim.analysis.stats import Claim
+
+    zero, half = residual["v(0) = 0"], residual["v(0) = theta/2"]
+    rows = [claims.judge(PAPER, f"Fig. 4 (a residual network, clip_resnet): v(0) = theta/2 is more accurate than 0 after "
+                         f"t = {t} steps", "ResNet-20 / CIFAR-10: 'much better'", claims.accuracy_gap(zero, half, t),
+                         Claim(">", 0.0), half.semantics, scale=100, unit=" pt") for t in (4, 8)]
+    speed = claims.latency(zero, half, 0.01)
+    rows.append(claims.judge(PAPER, "Fig. 4 (clip_resnet): v(0) = theta/2 reaches (within 1 pt of) the ANN sooner",
+                             "shorter inference time", speed["ratio"], Claim("<", 1.0), half.semantics,
+                             here=claims.fmt_steps(speed["ratio"])))
+    return rows
+
+
+def residual_table(residual: dict) -> str:
+    first = next(iter(residual.values()))
+    steps = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= first.timesteps]
+    lines = ["", "## The clip method on a residual network (clip_resnet: clips after every residual sum)", "",
+             "| v(0) | images | ANN | " + " | ".join(f"t={t}" for t in steps) + " | semantics |",
+             "|---" * (len(steps) + 4) + "|"]
+    for name, m in residual.items():
+        lines.append(f"| {name} | {len(m.folds):,} | {100 * m.ann_correct.mean():.2f} % | "
+                     + " | ".join(f"{100 * m.correct[:, t - 1].mean():.2f} %" for t in steps) + f" | {m.semantics} |")
+    return "\n".join(lines) + "\n"
+
+
+def claim_tables(main: dict, sweep: dict, theorem: dict, scale) -> str:
+    steps = [t for t in (1, 2, 4, 8, 16, 32, 64, 128) if t <= next(iter(main.values())).timesteps]
+    lines = ["## Accuracy after t steps (all folds' test images)", "", f"Ran: {scale.describe()}.", "",
+             "| v(0) | images | ANN | " + " | ".join(f"t={t}" for t in steps) + " | semantics |",
+             "|---" * (len(steps) + 4) + "|"]
+    for name, m in main.items():
+        lines.append(f"| {name} | {len(m.folds):,} | {100 * m.ann_correct.mean():.2f} % | "
+                     + " | ".join(f"{100 * m.correct[:, t - 1].mean():.2f} %" for t in steps) + f" | {m.semantics} |")
+    sweep_steps = [t for t in (1, 2, 4, 8, 16) if t <= next(iter(sweep.values())).timesteps]
+    lines += ["", "## Constant v(0) / theta, pools folded (Fig. 3)", "",
+              "| v(0) / theta | " + " | ".join(f"t={t}" for t in sweep_steps) + " |", "|---" * (len(sweep_steps) + 1) + "|"]
+    for name, m in sweep.items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * m.correct[:, t - 1].mean():.2f} %" for t in sweep_steps) + " |")
+    n = len(next(iter(theorem.values()))[f"error{THEOREM_STEPS[0]}"])
+    lines += ["", f"## Theorem 1 on conv1 ({n} images of the first fold, T = {THEOREM_TIMESTEPS}; error in units of theta)",
+              "",
+              "| v(0) / theta | " + " | ".join(f"mean error t={t} | RMSE t={t}" for t in THEOREM_STEPS) + " |",
+              "|---" * (2 * len(THEOREM_STEPS) + 1) + "|"]
+    for fraction, per in theorem.items():
+        lines.append(f"| {fraction:g} | " + " | ".join(f"{per[f'error{t}'].mean():+.4f} | {np.sqrt(per[f'square{t}'].mean()):.4f}"
+                                                     for t in THEOREM_STEPS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def check_claims(out: Path, scale, *, cache, quick: bool, command: str, log=print) -> list:
+    started = time.perf_counter()
+    fractions = (0.0, 0.5, 1.0) if quick else tuple(round(0.1 * i, 1) for i in range(11))
+    main_runs, sweep_runs = claim_conversions(fractions)
+    main = claims.run_experiment("clip_cnn", main_runs, QUICK_TIMESTEPS if quick else CLAIM_TIMESTEPS, scale,
+                                 cache=cache, log=log)
+    sweep = claims.run_experiment("clip_cnn", sweep_runs, QUICK_SWEEP if quick else SWEEP_TIMESTEPS, scale,
+                                  cache=cache, log=log)
+    residual = claims.run_experiment("clip_resnet", {name: main_runs[name] for name in ("v(0) = 0", "v(0) = theta/2")},
+                                     QUICK_TIMESTEPS if quick else RESIDUAL_TIMESTEPS, scale, cache=cache, log=log)
+    fold = next(nets.cross_validation("clip_cnn", training=scale.training, only=scale.folds[:1],
+                                      n_test=min(THEOREM_IMAGES, scale.n_test or THEOREM_IMAGES), cache=cache, log=log))
+    theorem = theorem_measure(fold.model, fold.images, cache, scale.threads)
+    rows = claim_rows(main, sweep, theorem, np.zeros(fold.n_test, dtype=int)) + residual_rows(residual)
+    tables = claim_tables(main, sweep, theorem, scale) + residual_table(residual)
+    claims.write_claims(out, PAPER, rows, tables, scale=scale, command=command,
+                        seconds=time.perf_counter() - started,
+                        simulated=claims.simulated_seconds(main, sweep, residual), quick=quick)
+    if not quick:
+        claims.write_verdict_page()
+    return rows
+
+
 def main(argv=None):
     quick = "1 epoch on 500 images, 16 test images, T = 16, v(0) in {0, 0.5, 1} (the tests' setting)"
-    args = nets.study_arguments(__doc__, "potential_init", quick).parse_args(argv)
+    parser = nets.study_arguments(__doc__, "potential_init", quick)
+    claims.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.claims:
+        command = "python examples/reproduce_potential_init.py --claims" + " --quick" * args.quick + \
+            (f" --folds {args.folds}" if args.folds else "") + (f" --images {args.images}" if args.images else "")
+        scale = claims.scale_from_arguments(args, claims.Scale(training=CLAIM_TRAINING))
+        check_claims(args.out, scale, cache=args.cache, quick=args.quick, command=command)
+        print(f"wrote {args.out / 'claims.md'}")
+        return None
     summary = run(args.out, QUICK if args.quick else FULL, cache=args.cache, threads=args.threads)
     print((args.out / "tables.md").read_text())
     return summary

@@ -424,7 +424,7 @@ class _Sum(nn.Module):
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, ceil_mode=True), nn.Flatten(), nn.Linear(2, 2)),
      {}, r"ceil_mode=False"),
     (_Sum(), {"method": "termapping"}, r"node 'add' is a residual sum: method 'termapping' does not convert sums "
-                                       r"\(use rate-norm or phase or bsnn\)"),
+                                       r"\(use rate-norm or clip or phase or bsnn\)"),
     (_Sum(), {"method": "augmapping"}, r"method 'augmapping' does not convert sums"),
     (_Sum(signed=True), {"method": "bsnn"}, r"node 'add': the term 'stem' \(a Conv2d/Linear without activation\) "
                                             r"must be used only by the sum"),

@@ -467,7 +467,7 @@ def convert_model(
       `v_init_fraction` (all: v(0) = fraction * theta_pos; 0, clip 0.5),
       `m_aug` (augmapping: the coefficient bound M_aug of eq. 15; 0 = unbounded),
       `phase_period` (phase, bsnn: the period K, default 8),
-      `sync_neurons` (bsnn: synchronous neurons on residual shortcuts, default True),
+      `sync_neurons` (bsnn, default True; rate-norm, default False: synchronous neurons on residual shortcuts),
       `drive` (bsnn: "gated", default: a bif pair's untagged input and bias reach only its integrating unit;
       "split": both units, halved, as in format version 1),
       `rank` (phase, bsnn: "value", default: a spiking max-pool ranks by the sum of event values, BSNN's

@@ -216,8 +216,9 @@ def check_layers(method: Method, layers: list[Layer]) -> None:
                 names = " or ".join(m.name for m in METHODS.values() if m.scaling.residual)
                 raise ExportError(f"node {layer.name!r} is a residual sum: method {method.name!r} does not convert "
                                   f"sums (use {names})")
-            if kind != "relu":
-                raise ExportError(f"node {layer.name!r}: a residual sum must be followed by a ReLU")
+            if kind == "none":
+                raise ExportError(f"node {layer.name!r}: a residual sum must be followed by an activation the method "
+                                  f"converts ({', '.join(rule.activations)})")
         if layer.op == "maxpool2d" and not non_negative(by_name[layer.source], by_name):
             raise ExportError(f"max pool {layer.name!r} reads {layer.source!r}, whose outputs can be negative (or "
                               "the input): the spiking max gate passes the spikes of the neuron with the most "
@@ -394,9 +395,23 @@ _DATA_NORM_WEIGHTS = "W * lambda_(l-1) / lambda_l, bias b / lambda_l, theta_pos 
 #: Data-norm (BSNN eq. 6): spike = potential = lambda_l; the scaling of rate-norm, phase and bsnn.
 DATA_NORM = ScalingRule(("relu",), signed=False, scale=_rate_norm_scale, measure=_positive_percentiles, residual=True)
 
+def _sync_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
+    """Synchronous neurons on residual shortcuts when the `sync_neurons` option asks for them."""
+    return insert_sync_neurons(layers) if options["sync_neurons"] else layers
+
+
+_SYNCHRONOUS_NEURONS = ("BSNN III-E: a population on each shortcut that is shorter than the conv path (one per missing "
+                        "population), identity projection of scale 1 from the shortcut's source, so both paths reach "
+                        "the sum after the same number of populations")
+
+#: rate-norm takes `sync_neurons` too (default off): the BSNN journal version's check that synchronous neurons do not
+#: help under rate coding, where no population delays a value by a period.
 RATE_NORM = Method(
-    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION, POOL, SPARSE_BELOW),
-    formulas={**_DATA_NORM_FORMULAS, "weights": _DATA_NORM_WEIGHTS, "residual": _RESIDUAL_FORMULA},
+    "rate-norm", DATA_NORM, RATE_IF, (PERCENTILE, V_INIT_FRACTION, replace(SYNC_NEURONS, default=False), POOL,
+                                      SPARSE_BELOW),
+    rewrite=_sync_rewrite,
+    formulas={**_DATA_NORM_FORMULAS, "weights": _DATA_NORM_WEIGHTS, "residual": _RESIDUAL_FORMULA,
+              "synchronous_neurons": _SYNCHRONOUS_NEURONS + " (if neurons, rate coding; off by default)"},
 )
 
 
@@ -485,12 +500,15 @@ def _clip_scale(layer: Layer, source_spike: float, measured, options: dict) -> S
 
 
 CLIP = Method(
-    "clip", ScalingRule(("clip",), signed=False, scale=_clip_scale),
+    "clip", ScalingRule(("clip",), signed=False, scale=_clip_scale, residual=True),
     RATE_IF, (replace(V_INIT_FRACTION, default=0.5), POOL, SPARSE_BELOW),  # Theorem 1's optimum, v(0) = V_th / 2
     formulas={
         "thresholds": "Algorithm 1: V_th^l = theta^l (the trained clip bound), v(0) = v_init_fraction * V_th^l",
         "weights": "W^l * theta^(l-1) (W copied, the spike's postsynaptic value V_th^(l-1), eq. 4), b copied; "
                    "output_scale 1",
+        "residual": "a residual sum followed by clip(0, theta): threshold theta; the conv path merged (W theta_(l-1)), "
+                    "the shortcut an identity projection of scale theta_source (its spikes carry theta_source), or a "
+                    "1x1 conv (+BN) weighted like any layer; bias: both paths' biases",
     },
 )
 
@@ -508,7 +526,7 @@ _RANK_FORMULA = ("value: a spiking max-pool's window passes the neuron with the 
 
 #: rate-norm's scaling with phase-coded if neurons (weighted spikes), the input phase-encoded.
 PHASE = replace(
-    RATE_NORM, name="phase", neurons=PHASE_IF,
+    RATE_NORM, name="phase", neurons=PHASE_IF, rewrite=None,
     options=(PERCENTILE, PHASE_PERIOD, V_INIT_FRACTION, RANK, POOL, SPARSE_BELOW),
     input_encoding=kinds.PHASE_ENCODER,
     formulas={
@@ -589,13 +607,9 @@ def _unique(name: str, taken: set) -> str:
     return name
 
 
-def _bsnn_rewrite(layers: list[Layer], options: dict) -> list[Layer]:
-    return insert_sync_neurons(layers) if options["sync_neurons"] else layers
-
-
 #: phase with bif pairs, the p-max 0.999 of BSNN Table I, and synchronous neurons on shortcuts.
 BSNN = replace(
-    PHASE, name="bsnn", neurons=PHASE_BIF, rewrite=_bsnn_rewrite,
+    PHASE, name="bsnn", neurons=PHASE_BIF, rewrite=_sync_rewrite,
     options=(replace(PERCENTILE, default=99.9), PHASE_PERIOD, V_INIT_FRACTION, SYNC_NEURONS, DRIVE, RANK, BIAS_ONSET,
              POOL, SPARSE_BELOW),
     formulas={
@@ -616,9 +630,7 @@ BSNN = replace(
                       "population delays a value by one period; a relay by none); 0: from t = 0 (format version 1)",
         "rank_rule": _RANK_FORMULA,
         "residual": _RESIDUAL_FORMULA,
-        "synchronous_neurons": "BSNN III-E: a bif population on each shortcut that is shorter than the conv path "
-                               "(one per missing population), identity projection of scale 1 from the shortcut's "
-                               "source, so both paths reach the sum after the same number of periods",
+        "synchronous_neurons": _SYNCHRONOUS_NEURONS + " (bif pairs: the same number of periods)",
     },
 )
 
