@@ -263,7 +263,7 @@ def summarise(row):
 def verdict(ratio, target):
     if ratio <= target:
         return f"**met** ({ratio:.2f} <= {target:g})"
-    return f"**missed** by {ratio / target:.1f}x ({ratio:.2f} > {target:g})"
+    return f"**missed** by {100 * (ratio / target - 1):.0f}% ({ratio:.3f} > {target:g})"
 
 
 def section(data) -> str:
