@@ -32,7 +32,7 @@ from evsim.network import Network
 from evsim.result import SimulationResult
 
 #: Said (through `report`) before the engine compiles: the first run of a dtype, or after evsim changed.
-COMPILE_NOTICE = "compiling the engine, first run only, ~30 s (later runs load it from Numba's cache)"
+COMPILE_NOTICE = "compiling the engine, first run only, ~15-30 s (later runs load it from Numba's cache)"
 #: A run of more steps than this is refused as a likely typo (memory grows with T).
 MAX_TIMESTEPS = 1 << 20
 
