@@ -183,9 +183,6 @@ def _result_reader():
         def fail(self, h5path, problem):
             raise ResultFormatError(self.file, h5path, problem)
 
-        def guard(self, h5path):
-            return _guard(self, h5path)
-
         def result(self, root: h5py.File) -> SimulationResult:
             name = self.text(root, "format", default=None)
             if name != RESULT_FORMAT:
@@ -329,21 +326,6 @@ def _result_reader():
             return trains
 
     return ResultReader
-
-
-def _guard(reader, h5path):
-    """The network reader's guard, raising ResultFormatError (a FormatError) for anything unexpected."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def guarded():
-        try:
-            yield
-        except FormatError:
-            raise
-        except Exception as exc:
-            raise ResultFormatError(reader.file, h5path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
-    return guarded()
 
 
 def _quote(value) -> str:

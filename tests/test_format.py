@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hdf5_edits import delete, put
 
 from evsim.errors import FormatError
 from evsim.kinds import POPULATION_ATTRIBUTES, POPULATION_KINDS, PROJECTION_ATTRIBUTES, PROJECTION_KINDS
@@ -479,19 +480,6 @@ def del_attr(h5path, name):
     return mutate
 
 
-def put(h5path, value):
-    """Replace (or create) a dataset or link."""
-    def mutate(f):
-        if h5path in f or f.get(h5path, getlink=True) is not None:
-            del f[h5path]
-        f[h5path] = value
-    return mutate
-
-
-def delete(h5path):
-    def mutate(f):
-        del f[h5path]
-    return mutate
 
 
 def add_group(h5path, **attrs):

@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hdf5_edits import delete, put
 from click.testing import CliRunner
 
 from evsim.cli.main import main
@@ -64,18 +65,6 @@ def del_attr(name):
     return mutate
 
 
-def put(h5path, value):
-    def mutate(f):
-        if f.get(h5path, getlink=True) is not None:
-            del f[h5path]
-        f[h5path] = value
-    return mutate
-
-
-def delete(h5path):
-    def mutate(f):
-        del f[h5path]
-    return mutate
 
 
 def transformed(h5path, change):

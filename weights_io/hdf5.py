@@ -130,13 +130,13 @@ class _Reader:
 
     @contextmanager
     def guard(self, h5path: str) -> Iterator[None]:
-        """Turn any unexpected exception (h5py, NumPy) into a FormatError at `h5path`."""
+        """Turn any unexpected exception (h5py, NumPy) into this reader's error at `h5path` (through `fail`)."""
         try:
             yield
         except FormatError:
             raise
         except Exception as exc:
-            raise FormatError(self.file, h5path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+            self.fail(h5path, f"cannot be read ({type(exc).__name__}: {exc})")
 
     # -- the file, element by element ------------------------------------
 
