@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -27,7 +28,7 @@ import numpy as np
 import mnist_nets as nets
 from evsim import Simulator
 from evsim.analysis import stats
-from evsim.counters import SIN_EVENTS
+from evsim.counters import AC_OPS, SCALED_OPS, SIN_EVENTS
 from evsim.kinds import emitting
 from evsim.weights_io.export import convert_model
 
@@ -81,6 +82,7 @@ class Measured:
     synaptic_ops: np.ndarray  # [n]
     sin_events: np.ndarray   # [n] spikes of inactivated neurons over T (0 unless counted)
     events_steps: np.ndarray  # [T] cumulative events per image (mean over the images)
+    ops_steps: np.ndarray     # [T] cumulative synaptic operations per image (mean over the images)
     sin_steps: np.ndarray    # [T, P] spikes of inactivated neurons per population and step (mean per image)
     populations: list        # the P population names
     abs_difference: np.ndarray  # [n, T] mean |estimate - ANN output| after every step
@@ -109,7 +111,9 @@ def cached(cache: Path, parts: tuple, compute: Callable[[], dict]) -> dict:
             return {name: stored[name] for name in stored.files}
     arrays = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    partial = path.with_suffix(f".{os.getpid()}.partial.npz")  # atomic: runs of several folds may share a cache
+    np.savez_compressed(partial, **arrays)
+    os.replace(partial, path)
     return arrays
 
 
@@ -121,7 +125,7 @@ def _samples_key(network) -> tuple:
 def simulate_cached(network, model, conversion: Conversion, timesteps: int, cache: Path, threads: int) -> dict:
     """The per-image arrays of one simulation of the network's own samples, from the cache or simulated now."""
     fill = conversion.fill(network) if conversion.fill else None
-    return cached(cache, ("v2", *_samples_key(network), timesteps, conversion.sin, fill),
+    return cached(cache, ("v3", *_samples_key(network), timesteps, conversion.sin, fill),
                   lambda: _simulate(network, model, conversion, timesteps, threads, fill))
 
 
@@ -160,6 +164,7 @@ def _simulate(network, model, conversion: Conversion, timesteps: int, threads: i
         "events": stats.events_per_sample(result), "synaptic_ops": stats.synaptic_ops_per_sample(result),
         "sin_events": result.pop_counts_per_sample[:, spiking, SIN_EVENTS].sum(axis=1),
         "events_steps": np.cumsum(result.pop_counts_per_step[:, spiking, 0].sum(axis=1)) / n,
+        "ops_steps": np.cumsum(result.proj_counts_per_step[:, :, [AC_OPS, SCALED_OPS]].sum(axis=(1, 2))) / n,
         "sin_steps": result.pop_counts_per_step[:, :, SIN_EVENTS] / n,
         "populations": np.array(result.populations),
         "abs_difference": result.abs_difference.astype(np.float32),
@@ -233,6 +238,7 @@ def _concatenate(name: str, semantics: str, runs: list[dict]) -> Measured:
         name=name, semantics=semantics, folds=cat("fold"), correct=cat("correct"), ann_correct=cat("ann_correct"),
         agree=cat("agree"), events=cat("events"), synaptic_ops=cat("synaptic_ops"), sin_events=cat("sin_events"),
         events_steps=sum(w * run["events_steps"] for w, run in zip(weights, runs)),
+        ops_steps=sum(w * run["ops_steps"] for w, run in zip(weights, runs)),
         sin_steps=sum(w * run["sin_steps"] for w, run in zip(weights, runs)),
         populations=[str(p) for p in runs[0]["populations"]], abs_difference=cat("abs_difference"),
         difference_from_1=cat("difference_from_1") if fill is not None else None,
@@ -289,12 +295,16 @@ def ann_gap(m: Measured, t: Optional[int] = None) -> stats.PairedInterval:
 
 def latency(a: Measured, b: Measured, tolerance: float = 0.01, *, against_ann: bool = True, kept: bool = True) -> dict:
     """Latency comparison of b against a (kept within `tolerance` of the ANN's accuracy, or of agreement 1 when
-    `against_ann` is False: the SNN agreeing with the ANN's own predictions), with the events spent to it."""
-    if against_ann:
-        return stats.latency_comparison(a.correct, b.correct, a.folds, a.ann_correct, tolerance, kept=kept,
-                                        cost_a=a.events_steps, cost_b=b.events_steps)
-    return stats.latency_comparison(a.agree, b.agree, a.folds, 1.0, tolerance, kept=kept,
-                                    cost_a=a.events_steps, cost_b=b.events_steps, name="agreement latency")
+    `against_ann` is False: the SNN agreeing with the ANN's own predictions), with what was spent to it: events
+    ("cost_difference", "cost_ratio") and synaptic operations ("ops_difference", "ops_ratio"), both at each
+    resample's latency (the same resamples: one seed)."""
+    curves = (a.correct, b.correct, a.folds, a.ann_correct) if against_ann else (a.agree, b.agree, a.folds, 1.0)
+    name = "latency" if against_ann else "agreement latency"
+    out = stats.latency_comparison(*curves, tolerance, kept=kept, cost_a=a.events_steps, cost_b=b.events_steps,
+                                   name=name)
+    ops = stats.latency_comparison(*curves, tolerance, kept=kept, cost_a=a.ops_steps, cost_b=b.ops_steps, name=name)
+    out["ops_difference"], out["ops_ratio"] = ops["cost_difference"], ops["cost_ratio"]
+    return out
 
 
 def per_image(a: Measured, b: Measured, values_a, values_b, name: str) -> dict:

@@ -70,6 +70,37 @@ def test_bsnn_claims(bsnn):
     for rule in ("BSNN v1 drive", "BSNN v1 bias_onset", "BSNN v1 rank", "BSNN v1 (all rules)"):
         assert rule in page
     assert "drive: split" in page and "drive: gated" in page  # the ablation's semantics differ from version 2's
+    assert any("synaptic operations" in claim for claim in claims_text)
+    pools = page.split("## Ablation of the pool rule on the ResNet", 1)[1]
+    assert pools.count("| Table III") == 2 and "pools: population" in page  # the v1 pool rule ran on the ResNet
+    assert "## Synchronous neurons under rate coding" in page and "(image, step) pairs" in page
+
+
+def test_latency_reports_events_and_synaptic_ops_to_it():
+    """The cost to a latency, in events and in synaptic ops, is the cumulative cost at the measured latency."""
+    import claims
+
+    n, T = 40, 6
+    folds = np.repeat([0, 1], n // 2)
+    correct_a = np.zeros((n, T), dtype=bool)
+    correct_a[:, 3:] = True          # A right from step 4
+    correct_b = np.ones((n, T), dtype=bool)
+    correct_b[:, 0] = False          # B right from step 2
+
+    def measured(name, correct, events, ops):
+        return claims.Measured(
+            name=name, semantics="-", folds=folds, correct=correct, ann_correct=np.ones(n, bool), agree=correct,
+            events=np.zeros(n), synaptic_ops=np.zeros(n), sin_events=np.zeros(n), events_steps=np.cumsum(events),
+            ops_steps=np.cumsum(ops), sin_steps=np.zeros((T, 1)), populations=["p"],
+            abs_difference=np.zeros((n, T)), difference_from_1=None, windowed_difference=None, fill=None, seconds=0.0)
+
+    a = measured("A", correct_a, np.full(T, 10.0), np.full(T, 100.0))
+    b = measured("B", correct_b, np.full(T, 30.0), np.full(T, 50.0))
+    out = claims.latency(a, b, tolerance=0.0)
+    assert (out["ratio"].a, out["ratio"].b) == (4, 2)
+    assert out["cost_ratio"].estimate == pytest.approx(60.0 / 40.0)   # 2 x 30 events against 4 x 10
+    assert out["ops_ratio"].estimate == pytest.approx(100.0 / 400.0)  # 2 x 50 ops against 4 x 100
+    assert out["ops_ratio"].low == out["ops_ratio"].high == pytest.approx(0.25)  # every resample's latencies agree
 
 
 def test_double_threshold_claims(double_threshold):
@@ -83,6 +114,19 @@ def test_double_threshold_claims(double_threshold):
     assert any("readout: spikes" in row["semantics"] for row in record["rows"])
     page = (out / "claims.md").read_text()
     assert "Negative spikes" in page and "no negative threshold" in page
+    negative = {}  # (net title, conversion) -> negative events per image, from the page's table
+    for line in page.split("## Negative spikes", 1)[1].splitlines():
+        if line.startswith("| Net"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            negative[cells[0], cells[1]] = float(cells[3].replace(",", ""))
+    ablations = [row for row in record["rows"] if row["claim"].startswith("Sec. III-E") and "threshold" in row["claim"]]
+    assert len(ablations) == 2 * len(study.ABLATION_SLOPES) * 2 * len(study.READOUTS)  # nets x slopes x methods x readouts
+    for row in ablations:
+        net = next(title for title in study.NET_TITLES.values() if f"Sec. III-E, {title}:" in row["claim"])
+        method = "TerMapping" if "TerMapping SNN" in row["claim"] else "AugMapping"
+        slope = next(s for s in study.ABLATION_SLOPES if f"LeakyReLU({s:g}) ANN" in row["claim"])
+        count = negative[net, f"{method} / LeakyReLU({slope:g}) (potential)"]
+        assert (row["verdict"] == NOT_TESTABLE) == (count == 0), row["claim"]  # nothing to remove when none fire
 
 
 def test_potential_init_claims(potential_init):
