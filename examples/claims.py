@@ -89,7 +89,8 @@ class Measured:
     difference_from_1: Optional[np.ndarray]    # [n] the same at T, estimated from t = 1 (when a fill is given)
     windowed_difference: Optional[np.ndarray]  # [n] the same at T, estimated from the pipeline fill t0 on
     fill: Optional[int]
-    seconds: float
+    seconds: float           # the simulations' wall time, when first run (before they were cached)
+    trained: dict = dataclasses.field(default_factory=dict)  # ANN cache key -> its training wall time (s)
 
     @property
     def timesteps(self) -> int:
@@ -220,6 +221,7 @@ def run_experiment(architecture: str, conversions: dict, timesteps: int, scale: 
                 on_network(name, fold.index, network)
             arrays = simulate_cached(network, model, conversion, timesteps, cache, scale.threads)
             arrays["fold"] = np.full(len(arrays["correct"]), fold.index)
+            arrays["trained"] = (fold.info["key"], fold.info["train_seconds"])
             parts[name].append(arrays)
             log(f"{architecture} fold {fold.index} {name}: accuracy at T = {timesteps} "
                 f"{arrays['correct'][:, -1].mean():.4f} (ANN {arrays['ann_correct'].mean():.4f}), "
@@ -244,7 +246,7 @@ def _concatenate(name: str, semantics: str, runs: list[dict]) -> Measured:
         difference_from_1=cat("difference_from_1") if fill is not None else None,
         windowed_difference=cat("windowed_difference") if fill is not None else None,
         fill=None if fill is None else int(fill),
-        seconds=float(sum(float(run["seconds"]) for run in runs)))
+        seconds=float(sum(float(run["seconds"]) for run in runs)), trained=dict(run["trained"] for run in runs))
 
 
 # ----------------------------------------------------------------------------- claims and verdicts
@@ -314,27 +316,30 @@ def per_image(a: Measured, b: Measured, values_a, values_b, name: str) -> dict:
 # ----------------------------------------------------------------------------- pages
 
 
-def simulated_seconds(*experiments: dict) -> float:
-    """The simulations' own wall time (as first run, before they were cached) over experiments {name: Measured}."""
-    return sum(m.seconds for experiment in experiments for m in experiment.values())
+def first_run(*experiments: dict) -> dict:
+    """What experiments {name: Measured} cost when first run, before anything was cached: the ANNs' training
+    (each counted once, however many experiments share it) and the simulations, in seconds of wall time."""
+    trained = {key: seconds for experiment in experiments for m in experiment.values() for key, seconds in m.trained.items()}
+    return {"training": sum(trained.values()),
+            "simulations": sum(m.seconds for experiment in experiments for m in experiment.values())}
 
 
 def write_claims(out: Path, paper: str, rows: list[Row], tables: str, *, scale: Scale, command: str,
-                 seconds: float, quick: bool, simulated: float = 0.0) -> None:
+                 seconds: float, quick: bool, first: Optional[dict] = None) -> None:
     """claims.json (the rows and what was run) and claims.md (the verdicts and the tables) in `out`.
 
-    `seconds`: this run's wall time; `simulated`: the simulations' wall time when they were run (a run from the
-    cache is quick; this is what the command costs from scratch, training and conversion left out)."""
+    `seconds`: this run's wall time (from the cache, quick); `first`: `first_run`'s training and simulation
+    times, what the command costs from scratch (conversions and bootstraps left out)."""
     out.mkdir(parents=True, exist_ok=True)
+    first = first or {"training": 0.0, "simulations": 0.0}
     for row in rows:
         row.command, row.seconds = command, round(seconds)
     record = {"paper": paper, "scale": scale.describe(), "quick": quick, "seconds": round(seconds),
-              "simulated_seconds": round(simulated), "command": command,
-              "rows": [dataclasses.asdict(row) for row in rows]}
+              "training_seconds": round(first["training"]), "simulated_seconds": round(first["simulations"]),
+              "threads": scale.threads, "command": command, "rows": [dataclasses.asdict(row) for row in rows]}
     (out / "claims.json").write_text(json.dumps(record, indent=1, default=_plain) + "\n")
     lines = [f"# {paper}: the claims, cross-validated", "",
-             f"Written by `{command}` in {seconds / 60:.1f} min on 2 cores shared with other jobs (its simulations, "
-             f"when first run: {simulated / 60:.1f} min; they are cached). Ran: {scale.describe()}"
+             f"Written by `{command}` on a 2-core machine: {_minutes(record)}. Ran: {scale.describe()}"
              + (" (**quick mode**: not a result)" if quick else "") + ". Method: [../README.md](../README.md#method).", "",
              verdict_table(rows, with_paper=False), "", tables]
     (out / "claims.md").write_text("\n".join(lines).rstrip() + "\n")
@@ -364,7 +369,7 @@ def write_verdict_page(results: Path = RESULTS) -> Path:
     text = page.read_text()
     if BEGIN not in text or END not in text:
         raise ValueError(f"{page}: the markers {BEGIN!r} and {END!r} are missing")
-    lines = ["| paper | claim | paper's figure | here (95% CI) | verdict | semantics | what ran | command | time (2 shared cores) |",
+    lines = ["| paper | claim | paper's figure | here (95% CI) | verdict | semantics | what ran | command | time (2 cores) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(results.glob("*/claims.json")):
         record = json.loads(path.read_text())
@@ -381,11 +386,13 @@ def write_verdict_page(results: Path = RESULTS) -> Path:
 
 
 def _minutes(record: dict) -> str:
-    """The time column: the wall time of the run that wrote the row, and the simulations' own time when first run
-    (a run from the cache is shorter than one from scratch, which also trains and converts)."""
-    text = f"{record['seconds'] / 60:.0f} min"
-    simulated = record.get("simulated_seconds")
-    return text if simulated is None else f"{text} (simulations, when first run: {simulated / 60:.0f} min)"
+    """The time column: from scratch (the ANNs' training and the simulations, when first run, on `threads`
+    simulation threads), then the run that wrote the row (everything read from the cache)."""
+    training, simulated = record.get("training_seconds", 0), record.get("simulated_seconds", 0)
+    threads = record.get("threads", 2)
+    return (f"{(training + simulated) / 60:.0f} min from scratch (training {training / 60:.0f}, simulations "
+            f"{simulated / 60:.0f} on {threads} thread{'s' * (threads != 1)}); {record['seconds'] / 60:.0f} min "
+            "from the cache")
 
 
 def scale_from_arguments(args, full: Scale = Scale()) -> Scale:

@@ -501,7 +501,7 @@ def check_claims(out: Path, scale, *, resnet_folds: int, cache: Path, quick: boo
     rows = claim_rows(cnn, resnet, bare, resnet_scale.describe())
     tables = claim_tables(cnn, resnet, bare, scale, resnet_scale)
     claims.write_claims(out, PAPER, rows, tables, scale=scale, command=command, seconds=time.perf_counter() - started,
-                        simulated=claims.simulated_seconds(cnn, resnet, bare),
+                        first=claims.first_run(cnn, resnet, bare),
                         quick=quick)
     if not quick:
         claims.write_verdict_page()

@@ -679,7 +679,7 @@ def check_claims(out: Path, scale, *, cache, quick: bool, command: str, log=prin
                      for row in claim_rows(net, measured[net], zeroed, readout, negative_net)]
     claims.write_claims(out, PAPER, rows, claim_tables(measured, negative, scale), scale=scale, command=command,
                         seconds=time.perf_counter() - started,
-                        simulated=claims.simulated_seconds(*measured.values()), quick=quick)
+                        first=claims.first_run(*measured.values()), quick=quick)
     if not quick:
         claims.write_verdict_page()
     return rows

@@ -560,7 +560,7 @@ def check_claims(out: Path, scale, *, cache, quick: bool, command: str, log=prin
     tables = claim_tables(main, sweep, theorem, scale) + residual_table(residual)
     claims.write_claims(out, PAPER, rows, tables, scale=scale, command=command,
                         seconds=time.perf_counter() - started,
-                        simulated=claims.simulated_seconds(main, sweep, residual), quick=quick)
+                        first=claims.first_run(main, sweep, residual), quick=quick)
     if not quick:
         claims.write_verdict_page()
     return rows

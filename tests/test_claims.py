@@ -76,26 +76,30 @@ def test_bsnn_claims(bsnn):
     assert "## Synchronous neurons under rate coding" in page and "(image, step) pairs" in page
 
 
+def _measured(name, correct, events, ops, seconds=0.0, trained=None):
+    """A claims.Measured of two folds with the given correctness [n, T] and per-step costs [T]."""
+    import claims
+
+    n, T = correct.shape
+    return claims.Measured(
+        name=name, semantics="-", folds=np.repeat([0, 1], n // 2), correct=correct, ann_correct=np.ones(n, bool),
+        agree=correct, events=np.zeros(n), synaptic_ops=np.zeros(n), sin_events=np.zeros(n),
+        events_steps=np.cumsum(events), ops_steps=np.cumsum(ops), sin_steps=np.zeros((T, 1)), populations=["p"],
+        abs_difference=np.zeros((n, T)), difference_from_1=None, windowed_difference=None, fill=None,
+        seconds=seconds, trained=trained or {})
+
+
 def test_latency_reports_events_and_synaptic_ops_to_it():
     """The cost to a latency, in events and in synaptic ops, is the cumulative cost at the measured latency."""
     import claims
 
     n, T = 40, 6
-    folds = np.repeat([0, 1], n // 2)
     correct_a = np.zeros((n, T), dtype=bool)
     correct_a[:, 3:] = True          # A right from step 4
     correct_b = np.ones((n, T), dtype=bool)
     correct_b[:, 0] = False          # B right from step 2
-
-    def measured(name, correct, events, ops):
-        return claims.Measured(
-            name=name, semantics="-", folds=folds, correct=correct, ann_correct=np.ones(n, bool), agree=correct,
-            events=np.zeros(n), synaptic_ops=np.zeros(n), sin_events=np.zeros(n), events_steps=np.cumsum(events),
-            ops_steps=np.cumsum(ops), sin_steps=np.zeros((T, 1)), populations=["p"],
-            abs_difference=np.zeros((n, T)), difference_from_1=None, windowed_difference=None, fill=None, seconds=0.0)
-
-    a = measured("A", correct_a, np.full(T, 10.0), np.full(T, 100.0))
-    b = measured("B", correct_b, np.full(T, 30.0), np.full(T, 50.0))
+    a = _measured("A", correct_a, np.full(T, 10.0), np.full(T, 100.0))
+    b = _measured("B", correct_b, np.full(T, 30.0), np.full(T, 50.0))
     out = claims.latency(a, b, tolerance=0.0)
     assert (out["ratio"].a, out["ratio"].b) == (4, 2)
     assert out["cost_ratio"].estimate == pytest.approx(60.0 / 40.0)   # 2 x 30 events against 4 x 10
@@ -149,6 +153,17 @@ def test_a_second_run_is_read_from_the_cache(potential_init, tmp_path):
     assert [r.here for r in rows] == [r["here"] for r in record["rows"]]
 
 
+def test_first_run_counts_a_shared_ann_once():
+    import claims
+
+    correct = np.ones((4, 3), dtype=bool)
+    cost = np.ones(3)
+    one = {"x": _measured("x", correct, cost, cost, seconds=5.0, trained={"ann-f0": 30.0, "ann-f1": 20.0})}
+    two = {"y": _measured("y", correct, cost, cost, seconds=7.0, trained={"ann-f0": 30.0}),   # the same fold-0 ANN
+           "z": _measured("z", correct, cost, cost, seconds=1.0, trained={"other-f0": 4.0})}
+    assert claims.first_run(one, two) == {"training": 54.0, "simulations": 13.0}
+
+
 def test_verdict_page_is_written_from_the_claims_files(tmp_path):
     import claims
 
@@ -158,10 +173,11 @@ def test_verdict_page_is_written_from_the_claims_files(tmp_path):
     for name, quick in (("a", False), ("b", True)):
         (tmp_path / name).mkdir()
         claims.write_claims(tmp_path / name, f"Paper {name}", [row], "tables", scale=claims.QUICK, command=f"run {name}",
-                            seconds=120, quick=quick)
+                            seconds=120, quick=quick, first={"training": 600.0, "simulations": 1800.0})
     text = claims.write_verdict_page(tmp_path).read_text()
     assert "STALE ROW" not in text and "## Method\nkept" in text
-    assert "[Paper a](a/claims.md)" in text and "`run a`" in text and "| 2 min (simulations, when first run: 0 min) |" in text
+    assert "[Paper a](a/claims.md)" in text and "`run a`" in text
+    assert "| 40 min from scratch (training 10, simulations 30 on 1 thread); 2 min from the cache |" in text
     assert "Paper b" not in text  # a quick run is not a result
     page.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
