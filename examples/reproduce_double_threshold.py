@@ -656,7 +656,7 @@ def claim_tables(measured: dict, negative: list, scale) -> str:
               "populations)", "", "| network | conversion | events | negative events | share |", "|---|---|---|---|---|"]
     for row in negative:
         share = row["negative"] / row["events"] if row["events"] else 0.0
-        lines.append(f"| {NET_TITLES[row['net']]} | {row['conversion']} | {row['events']:,.0f} | {row['negative']:,.0f} | "
+        lines.append(f"| {NET_TITLES[row['net']]} | {row['conversion']} | {row['events']:,.0f} | {row['negative']:,.2f} | "
                      f"{share:.2%} |")
     return "\n".join(lines) + "\n"
 
