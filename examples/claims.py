@@ -302,11 +302,8 @@ def latency(a: Measured, b: Measured, tolerance: float = 0.01, *, against_ann: b
     resample's latency (the same resamples: one seed)."""
     curves = (a.correct, b.correct, a.folds, a.ann_correct) if against_ann else (a.agree, b.agree, a.folds, 1.0)
     name = "latency" if against_ann else "agreement latency"
-    out = stats.latency_comparison(*curves, tolerance, kept=kept, cost_a=a.events_steps, cost_b=b.events_steps,
-                                   name=name)
-    ops = stats.latency_comparison(*curves, tolerance, kept=kept, cost_a=a.ops_steps, cost_b=b.ops_steps, name=name)
-    out["ops_difference"], out["ops_ratio"] = ops["cost_difference"], ops["cost_ratio"]
-    return out
+    return stats.latency_comparison(*curves, tolerance, kept=kept, cost_a=a.events_steps, cost_b=b.events_steps,
+                                    costs={"ops": (a.ops_steps, b.ops_steps)}, name=name)
 
 
 def per_image(a: Measured, b: Measured, values_a, values_b, name: str) -> dict:

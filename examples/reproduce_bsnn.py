@@ -585,10 +585,7 @@ def claim_rows(cnn: dict, resnet: dict, bare: dict, resnet_ran: str) -> list:
 
 
 def _rate_sync_diagnostic(w, wo) -> str:
-    """Why the rate-coded latencies with and without synchronous neurons can be equal: under rate coding a
-    synchronous neuron is the identity of its source's activations normalised by the same scale, so it relays its
-    input's spikes one step later: the shortcut shifts by a step in a run whose estimate is a mean over hundreds
-    of steps."""
+    """How far apart the rate-coded ResNet runs with (`w`) and without (`wo`) synchronous neurons are, and why."""
     differ = w.correct != wo.correct
     gap = np.abs(w.correct.mean(axis=0) - wo.correct.mean(axis=0))
     t = min(int(latencies(wo.correct.mean(axis=0), wo.ann_correct.mean(), TOLERANCE)[0]), wo.timesteps)

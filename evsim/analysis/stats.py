@@ -272,8 +272,8 @@ def latencies(accuracy, reference, tolerance: float, kept: bool = True) -> np.nd
 
 
 def latency_comparison(correct_a, correct_b, folds, reference, tolerance: float = 0.0, *, kept: bool = True,
-                       cost_a=None, cost_b=None, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                       level: float = DEFAULT_LEVEL, name: str = "latency") -> dict[str, PairedInterval]:
+                       cost_a=None, cost_b=None, costs: Optional[dict] = None, n_resamples: int = DEFAULT_RESAMPLES,
+                       seed: int = 0, level: float = DEFAULT_LEVEL, name: str = "latency") -> dict[str, PairedInterval]:
     """Early-decision latencies of A and B, recomputed on every resample: {"difference": B - A, "ratio": B / A}.
 
     correct_a, correct_b: per-image correctness after every step, [n, T] (`correct(result)`). reference: the ANN's
@@ -283,7 +283,8 @@ def latency_comparison(correct_a, correct_b, folds, reference, tolerance: float 
 
     cost_a, cost_b (optional): what was spent up to each step, cumulative, per image [n, T] (resampled) or as
     the mean per image [T] (fixed): adds "cost_difference" and "cost_ratio", the cost at each resample's latency
-    (at T where not reached: a lower bound).
+    (at T where not reached: a lower bound). costs (optional): more of them, {key: (cost_a, cost_b)}, each adding
+    "<key>_difference" and "<key>_ratio" from the same resamples and latencies.
     """
     correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if correct_a.shape != correct_b.shape or correct_a.ndim != 2 or correct_a.shape[0] != len(folds):
@@ -292,14 +293,15 @@ def latency_comparison(correct_a, correct_b, folds, reference, tolerance: float 
     timesteps = correct_a.shape[1]
     counts = resample_counts(folds, n_resamples, seed)
     ones = np.ones((1, len(folds)), dtype=np.float32)
+    costs = dict(costs or {})
+    if cost_a is not None and cost_b is not None:
+        costs = {"cost": (cost_a, cost_b), **costs}
 
     def measure(weights):
         ref = _means(weights, np.asarray(reference, dtype=bool)) if np.ndim(reference) else float(reference)
         lat_a = latencies(_means(weights, correct_a), ref, tolerance, kept)
         lat_b = latencies(_means(weights, correct_b), ref, tolerance, kept)
-        spent = None
-        if cost_a is not None and cost_b is not None:
-            spent = [_spent(weights, cost, lat) for cost, lat in ((cost_a, lat_a), (cost_b, lat_b))]
+        spent = {key: (_spent(weights, ca, lat_a), _spent(weights, cb, lat_b)) for key, (ca, cb) in costs.items()}
         return lat_a, lat_b, spent
 
     (a0,), (b0,), spent0 = measure(ones)
@@ -317,13 +319,13 @@ def latency_comparison(correct_a, correct_b, folds, reference, tolerance: float 
                                    folds, level, **sides),
            "ratio": _interval(f"{name} ({reading}, tolerance {tolerance:g}), B / A", b0 / a0, lat_b / lat_a,
                               folds, level, **sides)}
-    if spent is not None:
-        costs = dict(a=float(spent0[0][0]), b=float(spent0[1][0]), extra=reached, notes=notes)
+    for key, (sa, sb) in spent.items():
+        (a_cost,), (b_cost,) = spent0[key]
+        sides = dict(a=float(a_cost), b=float(b_cost), extra=reached, notes=notes)
+        label = f"cost to the {name}" if key == "cost" else f"{key} to the {name}"
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["cost_difference"] = _interval(f"cost to the {name}, B - A", spent0[1][0] - spent0[0][0],
-                                               spent[1] - spent[0], folds, level, **costs)
-            out["cost_ratio"] = _interval(f"cost to the {name}, B / A", spent0[1][0] / spent0[0][0],
-                                          spent[1] / spent[0], folds, level, **costs)
+            out[f"{key}_difference"] = _interval(f"{label}, B - A", b_cost - a_cost, sb - sa, folds, level, **sides)
+            out[f"{key}_ratio"] = _interval(f"{label}, B / A", b_cost / a_cost, sb / sa, folds, level, **sides)
     return out
 
 
